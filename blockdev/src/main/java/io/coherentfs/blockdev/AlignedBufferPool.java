@@ -1,0 +1,130 @@
+package io.coherentfs.blockdev;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.concurrent.ConcurrentLinkedDeque;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * Hands out 4096-aligned native buffers for direct IO, carved from large slabs.
+ *
+ * <p>Design: buffers come in power-of-two size classes from one page (4 KiB) to a whole slab.
+ * A request is rounded up to its class and served from that class's free list, else carved from
+ * the current slab with a bump pointer. Because every class is a power-of-two number of pages and
+ * slabs are page-aligned, every carved buffer is page-aligned. When the current slab's tail is too
+ * small for a request, the tail is cut into the largest classes that fit and put on their free
+ * lists, so nothing is lost. Slabs come from one shared arena that lives as long as the pool: one
+ * {@code Arena.allocate} per slab (which zeroes and may over-allocate by up to an alignment), never
+ * one per buffer. Memory is reused, not returned to the OS, until {@link #close()}.
+ *
+ * <p>Concurrency: free lists are lock-free deques; carving takes the pool's monitor. A buffer's
+ * contents are undefined when handed out.
+ */
+public final class AlignedBufferPool implements AutoCloseable {
+    public static final int ALIGNMENT = 4096;
+    public static final long DEFAULT_SLAB_SIZE = 8L << 20;
+
+    private final Arena arena = Arena.ofShared();
+    private final long slabSize;
+    private final int maxClass;
+    private final ConcurrentLinkedDeque<MemorySegment>[] freeLists;
+    private final AtomicLong slabBytes = new AtomicLong();
+    private final AtomicLong buffersOut = new AtomicLong();
+
+    // Guarded by this: the slab being carved and the offset of its first free byte.
+    private MemorySegment slab;
+    private long carveOffset;
+
+    public AlignedBufferPool() {
+        this(DEFAULT_SLAB_SIZE);
+    }
+
+    /** @param slabSize bytes per slab, a power of two of at least one page; also the largest buffer */
+    @SuppressWarnings("unchecked")
+    public AlignedBufferPool(long slabSize) {
+        if (slabSize < ALIGNMENT || Long.bitCount(slabSize) != 1) {
+            throw new IllegalArgumentException("slab size must be a power of two >= 4096, got " + slabSize);
+        }
+        this.slabSize = slabSize;
+        this.maxClass = Long.numberOfTrailingZeros(slabSize / ALIGNMENT);
+        this.freeLists = new ConcurrentLinkedDeque[maxClass + 1];
+        for (int i = 0; i <= maxClass; i++) {
+            freeLists[i] = new ConcurrentLinkedDeque<>();
+        }
+    }
+
+    /** The largest buffer this pool hands out. */
+    public long maxBufferSize() {
+        return slabSize;
+    }
+
+    /** Bytes the pool has taken from the OS so far. */
+    public long reservedBytes() {
+        return slabBytes.get();
+    }
+
+    /** Buffers handed out and not yet closed. */
+    public long outstandingBuffers() {
+        return buffersOut.get();
+    }
+
+    /**
+     * A page-aligned buffer whose segment is exactly {@code bytes} long (its capacity is rounded up
+     * to the size class). Close it to give it back.
+     */
+    public AlignedBuffer allocate(long bytes) {
+        if (bytes <= 0 || bytes > slabSize) {
+            throw new IllegalArgumentException(
+                    "buffer size must be in (0, " + slabSize + "] bytes, got " + bytes);
+        }
+        int sizeClass = classOf(bytes);
+        MemorySegment block = freeLists[sizeClass].pollFirst();
+        if (block == null) {
+            block = carve(sizeClass);
+        }
+        buffersOut.incrementAndGet();
+        return new AlignedBuffer(this, block, sizeClass, bytes);
+    }
+
+    void release(MemorySegment block, int sizeClass) {
+        buffersOut.decrementAndGet();
+        freeLists[sizeClass].offerFirst(block);
+    }
+
+    private static int classOf(long bytes) {
+        long pages = (bytes + ALIGNMENT - 1) / ALIGNMENT;
+        return 64 - Long.numberOfLeadingZeros(pages - 1);
+    }
+
+    private synchronized MemorySegment carve(int sizeClass) {
+        long need = (long) ALIGNMENT << sizeClass;
+        if (slab == null || slabSize - carveOffset < need) {
+            if (slab != null) {
+                spillTail();
+            }
+            slab = arena.allocate(slabSize, ALIGNMENT);
+            slabBytes.addAndGet(slabSize);
+            carveOffset = 0;
+        }
+        MemorySegment block = slab.asSlice(carveOffset, need);
+        carveOffset += need;
+        return block;
+    }
+
+    /** Cuts the current slab's unused tail into the largest classes that fit. Holds this. */
+    private void spillTail() {
+        while (slabSize - carveOffset >= ALIGNMENT) {
+            long rest = slabSize - carveOffset;
+            int c = Math.min(maxClass, 63 - Long.numberOfLeadingZeros(rest / ALIGNMENT));
+            long piece = (long) ALIGNMENT << c;
+            freeLists[c].offerLast(slab.asSlice(carveOffset, piece));
+            carveOffset += piece;
+        }
+    }
+
+    /** Frees every slab. Buffers still out become unusable (access throws). */
+    @Override
+    public void close() {
+        arena.close();
+    }
+}

@@ -1,0 +1,98 @@
+package io.coherentfs.blockdev;
+
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.util.concurrent.CompletableFuture;
+
+/**
+ * A fixed-size array of bytes on stable storage, read and written with direct IO.
+ *
+ * <p>Contract every implementation keeps (and {@code BlockDeviceContract} tests):
+ * <ul>
+ *   <li>Offsets, lengths and buffer addresses follow {@link #geometry()}'s alignment, else the
+ *       request fails with EINVAL saying what was required ({@code MisalignedIoException}).
+ *       Buffers are native memory, e.g. from an {@link AlignedBufferPool}.</li>
+ *   <li>A request either moves every byte or fails with an {@code ErrnoException}; a short
+ *       transfer is continued, never silently returned. IO past {@link #size()} fails: EINVAL
+ *       for reads, ENOSPC for writes.</li>
+ *   <li>A write is durable only after a later {@link #flush} (or {@link #fsync}) completes;
+ *       until then a power cut may drop it ({@code FaultyDevice.crash()} simulates that).</li>
+ *   <li>All methods are thread-safe. Concurrent writes to overlapping ranges land in an
+ *       unspecified order.</li>
+ * </ul>
+ */
+public interface BlockDevice extends AutoCloseable {
+
+    DeviceGeometry geometry();
+
+    default long size() {
+        return geometry().size();
+    }
+
+    boolean isReadOnly();
+
+    /** The name of the asynchronous engine behind the submit calls ("io_uring", "thread-pool"). */
+    String engineName();
+
+    /** Reads {@code dst.byteSize()} bytes at {@code offset}, blocking the caller. */
+    void read(long offset, MemorySegment dst) throws IOException;
+
+    /** Writes {@code src.byteSize()} bytes at {@code offset}, blocking the caller. */
+    void write(long offset, MemorySegment src) throws IOException;
+
+    /** Makes every completed write durable, with the metadata needed to read it (fdatasync). */
+    void flush() throws IOException;
+
+    /** fsync(2): like {@link #flush} and also the image file's own metadata. */
+    void fsync() throws IOException;
+
+    /** Tells the storage the range holds nothing worth keeping; it then reads as zeros or old data. */
+    void discard(long offset, long length) throws IOException;
+
+    /** Starts a read; {@code callback} runs when it is complete. */
+    void submitRead(long offset, MemorySegment dst, IoCallback callback);
+
+    /** Starts a write; {@code callback} runs when it is complete (not yet durable). */
+    void submitWrite(long offset, MemorySegment src, IoCallback callback);
+
+    /** Starts a flush ({@code dataOnly}: fdatasync, else fsync) of the writes completed so far. */
+    void submitFlush(boolean dataOnly, IoCallback callback);
+
+    /**
+     * A future view of {@link #submitRead}. Dependent stages added without an executor run on the
+     * engine's completion thread: keep them non-blocking, or use the {@code *Async} variants.
+     */
+    default CompletableFuture<Void> readAsync(long offset, MemorySegment dst) {
+        CompletableFuture<Void> f = new CompletableFuture<>();
+        submitRead(offset, dst, futureCallback(f));
+        return f;
+    }
+
+    /** A future view of {@link #submitWrite}; see {@link #readAsync} on where stages run. */
+    default CompletableFuture<Void> writeAsync(long offset, MemorySegment src) {
+        CompletableFuture<Void> f = new CompletableFuture<>();
+        submitWrite(offset, src, futureCallback(f));
+        return f;
+    }
+
+    /** A future view of {@link #submitFlush}; see {@link #readAsync} on where stages run. */
+    default CompletableFuture<Void> flushAsync(boolean dataOnly) {
+        CompletableFuture<Void> f = new CompletableFuture<>();
+        submitFlush(dataOnly, futureCallback(f));
+        return f;
+    }
+
+    private static IoCallback futureCallback(CompletableFuture<Void> f) {
+        return error -> {
+            if (error == null) {
+                f.complete(null);
+            } else {
+                f.completeExceptionally(error);
+            }
+        };
+    }
+
+    /** Waits for outstanding asynchronous requests, then releases the device. */
+    @Override
+    void close() throws IOException;
+}

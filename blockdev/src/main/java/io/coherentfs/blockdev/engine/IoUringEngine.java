@@ -1,0 +1,381 @@
+package io.coherentfs.blockdev.engine;
+
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+import io.coherentfs.blockdev.error.Errno;
+import io.coherentfs.blockdev.error.ErrnoException;
+import io.coherentfs.blockdev.ffm.LinuxSyscalls;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.VarHandle;
+import java.util.ArrayList;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * io_uring spoken directly: io_uring_setup and io_uring_enter through syscall(2), the rings
+ * mmapped by us, no liburing.
+ *
+ * <p>Concurrency design. Any thread may submit. A submitter takes {@link #submitLock}, fills the
+ * next SQE, publishes the SQ tail with a release store and calls io_uring_enter(to_submit) — so
+ * without SQPOLL the kernel has consumed the SQ before the lock is released and the SQ is empty
+ * at the start of every submission. One completion thread ("io-uring-N") blocks in
+ * io_uring_enter(GETEVENTS, min_complete=1), reads the CQ tail with an acquire load, copies the
+ * new CQEs out, publishes the CQ head with a release store and then runs the completions. A
+ * completion that submits (a device continuing a short transfer, a benchmark keeping its queue
+ * full) only fills and publishes its SQE; the completion thread submits those with its next
+ * io_uring_enter, batching them as fio does.
+ *
+ * <p>Back-pressure: at most {@code queueDepth} requests from other threads are in flight; those
+ * threads wait on {@link #inflight}. The completion thread never waits (it is the one that frees
+ * permits); what it submits is bounded by the completions it runs, and the CQ, twice the SQ and
+ * protected by IORING_FEAT_NODROP, absorbs the excess.
+ *
+ * <p>Request ids (user_data) index {@link #slots}; guarded by {@link #slotLock}.
+ */
+public final class IoUringEngine implements IoEngine {
+    // io_uring ABI (include/uapi/linux/io_uring.h).
+    private static final int IORING_OP_NOP = 0;
+    private static final int IORING_OP_FSYNC = 3;
+    private static final int IORING_OP_READ = 22;
+    private static final int IORING_OP_WRITE = 23;
+    private static final int IORING_FSYNC_DATASYNC = 1;
+    private static final int IORING_ENTER_GETEVENTS = 1;
+    private static final int IORING_FEAT_SINGLE_MMAP = 1;
+    private static final int IORING_FEAT_NODROP = 1 << 1;
+    private static final int IORING_FEAT_RW_CUR_POS = 1 << 3;
+    private static final long IORING_OFF_SQES = 0x10000000L;
+    private static final int SQE_SIZE = 64;
+    private static final int CQE_SIZE = 16;
+    private static final long SHUTDOWN = -1L;
+
+    private static final VarHandle INT = JAVA_INT.varHandle();
+
+    private final int ringFd;
+    private final MemorySegment ring;
+    private final MemorySegment sqes;
+    private final long sqHeadOff, sqTailOff, sqArrayOff;
+    private final int sqMask, sqEntries;
+    private final long cqHeadOff, cqTailOff, cqesOff;
+    private final int cqMask;
+    private final Semaphore inflight;
+    private final int queueDepth;
+    private final Thread completer;
+
+    private final ReentrantLock submitLock = new ReentrantLock();
+    /** Guarded by submitLock: the next SQ tail we publish. */
+    private int sqTail;
+    /** Guarded by submitLock: SQEs the completion thread published but did not enter yet. */
+    private int unsubmitted;
+    /** Guarded by submitLock. */
+    private boolean closing;
+
+    private final Object slotLock = new Object();
+    /** Guarded by slotLock: request id -> completion (null when free). */
+    private final ArrayList<Slot> slots = new ArrayList<>();
+    /** Guarded by slotLock: free ids, a stack. */
+    private int[] freeIds = new int[0];
+    private int freeCount;
+
+    private record Slot(Completion completion, boolean heldPermit) {}
+
+    private IoUringEngine(int queueDepth) throws ErrnoException {
+        this.queueDepth = queueDepth;
+        int entries = Integer.highestOneBit(Math.max(queueDepth, 8) * 2 - 1);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment params = arena.allocate(120, 8);
+            ringFd = (int) LinuxSyscalls.syscall("io_uring_setup", LinuxSyscalls.SYS_IO_URING_SETUP,
+                    entries, params.address(), 0, 0, 0, 0);
+            int features = params.get(JAVA_INT, 20);
+            int needed = IORING_FEAT_SINGLE_MMAP | IORING_FEAT_NODROP | IORING_FEAT_RW_CUR_POS;
+            if ((features & needed) != needed) {
+                LinuxSyscalls.close(ringFd);
+                throw new UnsupportedOperationException(
+                        "kernel io_uring lacks single mmap, nodrop or read/write opcodes (features 0x"
+                                + Integer.toHexString(features) + "); Linux 5.6 or newer is needed");
+            }
+            sqEntries = params.get(JAVA_INT, 0);
+            int cqEntries = params.get(JAVA_INT, 4);
+            // struct io_sqring_offsets at 40, struct io_cqring_offsets at 80.
+            sqHeadOff = params.get(JAVA_INT, 40);
+            sqTailOff = params.get(JAVA_INT, 44);
+            long sqMaskOff = params.get(JAVA_INT, 48);
+            sqArrayOff = params.get(JAVA_INT, 64);
+            cqHeadOff = params.get(JAVA_INT, 80);
+            cqTailOff = params.get(JAVA_INT, 84);
+            long cqMaskOff = params.get(JAVA_INT, 88);
+            cqesOff = params.get(JAVA_INT, 100);
+            long ringSize = Math.max(sqArrayOff + 4L * sqEntries, cqesOff + (long) CQE_SIZE * cqEntries);
+            int prot = LinuxSyscalls.PROT_READ | LinuxSyscalls.PROT_WRITE;
+            int flags = LinuxSyscalls.MAP_SHARED | LinuxSyscalls.MAP_POPULATE;
+            ring = LinuxSyscalls.mmap(ringSize, prot, flags, ringFd, 0);
+            sqes = LinuxSyscalls.mmap((long) SQE_SIZE * sqEntries, prot, flags, ringFd, IORING_OFF_SQES);
+            sqMask = ring.get(JAVA_INT, sqMaskOff);
+            cqMask = ring.get(JAVA_INT, cqMaskOff);
+            sqTail = (int) INT.getAcquire(ring, sqTailOff);
+        }
+        inflight = new Semaphore(queueDepth);
+        completer = new Thread(this::completionLoop, "io-uring-" + ringFd);
+        completer.setDaemon(true);
+    }
+
+    /**
+     * Sets up a ring for {@code queueDepth} requests in flight.
+     *
+     * @throws ErrnoException where the kernel refuses io_uring (ENOSYS, EPERM under
+     *     kernel.io_uring_disabled or seccomp, ENOMEM under a locked-memory limit)
+     * @throws UnsupportedOperationException where the kernel's io_uring is too old
+     */
+    public static IoUringEngine start(int queueDepth) throws ErrnoException {
+        if (queueDepth < 1) {
+            throw new IllegalArgumentException("queue depth must be at least 1, got " + queueDepth);
+        }
+        IoUringEngine engine = new IoUringEngine(queueDepth);
+        engine.completer.start();
+        return engine;
+    }
+
+    @Override
+    public String name() {
+        return "io_uring";
+    }
+
+    /** The completion thread: the context every {@link Completion} of this engine runs in. */
+    public Thread completionThread() {
+        return completer;
+    }
+
+    public int queueDepth() {
+        return queueDepth;
+    }
+
+    @Override
+    public void submitRead(int fd, long offset, MemorySegment buffer, Completion completion) {
+        submit(IORING_OP_READ, fd, offset, buffer.address(), (int) buffer.byteSize(), 0, completion);
+    }
+
+    @Override
+    public void submitWrite(int fd, long offset, MemorySegment buffer, Completion completion) {
+        submit(IORING_OP_WRITE, fd, offset, buffer.address(), (int) buffer.byteSize(), 0, completion);
+    }
+
+    @Override
+    public void submitFsync(int fd, boolean dataOnly, Completion completion) {
+        submit(IORING_OP_FSYNC, fd, 0, 0, 0, dataOnly ? IORING_FSYNC_DATASYNC : 0, completion);
+    }
+
+    private void submit(int opcode, int fd, long offset, long addr, int len, int opFlags, Completion completion) {
+        boolean onCompleter = Thread.currentThread() == completer;
+        boolean permit;
+        if (onCompleter) {
+            permit = inflight.tryAcquire();
+        } else {
+            inflight.acquireUninterruptibly();
+            permit = true;
+        }
+        long id = allocateId(new Slot(completion, permit));
+        submitLock.lock();
+        try {
+            if (closing) {
+                throw new IllegalStateException("io_uring engine is closed");
+            }
+            publishSqe(opcode, fd, offset, addr, len, opFlags, id);
+            if (onCompleter) {
+                unsubmitted++;
+            } else {
+                enterSubmit();
+            }
+        } catch (RuntimeException e) {
+            freeId(id);
+            if (permit) {
+                inflight.release();
+            }
+            throw e;
+        } finally {
+            submitLock.unlock();
+        }
+    }
+
+    /**
+     * Fills the SQE at the tail and publishes it: the SQE and array entry are written with plain
+     * stores, then the tail with a release store, so the kernel's acquire load of the tail sees
+     * them. Holds submitLock.
+     */
+    private void publishSqe(int opcode, int fd, long offset, long addr, int len, int opFlags, long userData) {
+        int index = sqTail & sqMask;
+        long sqe = (long) index * SQE_SIZE;
+        sqes.asSlice(sqe, SQE_SIZE).fill((byte) 0);
+        sqes.set(JAVA_BYTE, sqe, (byte) opcode);
+        sqes.set(JAVA_INT, sqe + 4, fd);
+        sqes.set(JAVA_LONG, sqe + 8, offset);
+        sqes.set(JAVA_LONG, sqe + 16, addr);
+        sqes.set(JAVA_INT, sqe + 24, len);
+        sqes.set(JAVA_INT, sqe + 28, opFlags);
+        sqes.set(JAVA_LONG, sqe + 32, userData);
+        ring.set(JAVA_INT, sqArrayOff + 4L * index, index);
+        sqTail++;
+        INT.setRelease(ring, sqTailOff, sqTail);
+    }
+
+    /** Hands every published SQE to the kernel. Holds submitLock. */
+    private void enterSubmit() {
+        while (true) {
+            int pending = sqTail - (int) INT.getAcquire(ring, sqHeadOff);
+            if (pending == 0) {
+                unsubmitted = 0;
+                return;
+            }
+            try {
+                LinuxSyscalls.syscall("io_uring_enter", LinuxSyscalls.SYS_IO_URING_ENTER,
+                        ringFd, pending, 0, 0, 0, 0);
+            } catch (ErrnoException e) {
+                int err = e.errno();
+                if (err == Errno.EINTR.code() || err == Errno.EAGAIN.code() || err == Errno.EBUSY.code()) {
+                    // The kernel is short of resources or the CQ overflowed: let completions drain.
+                    Thread.onSpinWait();
+                    continue;
+                }
+                throw new IllegalStateException("io_uring_enter failed: " + e.getMessage(), e);
+            }
+        }
+    }
+
+    private long allocateId(Slot slot) {
+        synchronized (slotLock) {
+            if (freeCount > 0) {
+                int id = freeIds[--freeCount];
+                slots.set(id, slot);
+                return id;
+            }
+            slots.add(slot);
+            return slots.size() - 1;
+        }
+    }
+
+    private int outstanding() {
+        synchronized (slotLock) {
+            return slots.size() - freeCount;
+        }
+    }
+
+    private Slot freeId(long id) {
+        synchronized (slotLock) {
+            Slot slot = slots.set((int) id, null);
+            if (freeCount == freeIds.length) {
+                freeIds = java.util.Arrays.copyOf(freeIds, Math.max(16, freeIds.length * 2));
+            }
+            freeIds[freeCount++] = (int) id;
+            return slot;
+        }
+    }
+
+    private void completionLoop() {
+        long[] ids = new long[0];
+        int[] results = new int[0];
+        boolean shutdown = false;
+        while (!shutdown || outstanding() > 0) {
+            int toSubmit;
+            submitLock.lock();
+            try {
+                toSubmit = unsubmitted;
+                unsubmitted = 0;
+            } finally {
+                submitLock.unlock();
+            }
+            try {
+                LinuxSyscalls.syscall("io_uring_enter", LinuxSyscalls.SYS_IO_URING_ENTER,
+                        ringFd, toSubmit, 1, IORING_ENTER_GETEVENTS, 0, 0);
+            } catch (ErrnoException e) {
+                int err = e.errno();
+                if (err != Errno.EINTR.code() && err != Errno.EAGAIN.code() && err != Errno.EBUSY.code()) {
+                    throw new IllegalStateException("io_uring_enter(GETEVENTS) failed: " + e.getMessage(), e);
+                }
+                if (toSubmit > 0) {
+                    submitLock.lock();
+                    try {
+                        unsubmitted += toSubmit;
+                    } finally {
+                        submitLock.unlock();
+                    }
+                }
+            }
+            // Only this thread writes the CQ head.
+            int head = ring.get(JAVA_INT, cqHeadOff);
+            int tail = (int) INT.getAcquire(ring, cqTailOff);
+            int n = tail - head;
+            if (n > ids.length) {
+                ids = new long[Integer.highestOneBit(n) * 2];
+                results = new int[ids.length];
+            }
+            for (int i = 0; i < n; i++) {
+                long cqe = cqesOff + (long) ((head + i) & cqMask) * CQE_SIZE;
+                ids[i] = ring.get(JAVA_LONG, cqe);
+                results[i] = ring.get(JAVA_INT, cqe + 8);
+            }
+            INT.setRelease(ring, cqHeadOff, tail);
+            for (int i = 0; i < n; i++) {
+                if (ids[i] == SHUTDOWN) {
+                    shutdown = true;
+                    continue;
+                }
+                Slot slot = freeId(ids[i]);
+                if (slot.heldPermit()) {
+                    inflight.release();
+                }
+                try {
+                    slot.completion().complete(results[i]);
+                } catch (Throwable t) {
+                    System.getLogger(IoUringEngine.class.getName())
+                            .log(System.Logger.Level.ERROR, "IO completion threw", t);
+                }
+            }
+        }
+    }
+
+    @Override
+    public void close() {
+        // Wait for the requests of other threads; the completion loop then runs until the ones it
+        // submitted itself are done too, and only then sees the shutdown NOP as its last word.
+        inflight.acquireUninterruptibly(queueDepth);
+        submitLock.lock();
+        try {
+            if (closing) {
+                return;
+            }
+            closing = true;
+        } finally {
+            submitLock.unlock();
+        }
+        submitNop(SHUTDOWN);
+        boolean interrupted = false;
+        while (completer.isAlive()) {
+            try {
+                completer.join();
+            } catch (InterruptedException e) {
+                interrupted = true;
+            }
+        }
+        try {
+            LinuxSyscalls.munmap(sqes);
+            LinuxSyscalls.munmap(ring);
+            LinuxSyscalls.close(ringFd);
+        } catch (ErrnoException e) {
+            throw new IllegalStateException("releasing the io_uring failed: " + e.getMessage(), e);
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    private void submitNop(long userData) {
+        submitLock.lock();
+        try {
+            publishSqe(IORING_OP_NOP, -1, 0, 0, 0, 0, userData);
+            enterSubmit();
+        } finally {
+            submitLock.unlock();
+        }
+    }
+}

@@ -1,0 +1,404 @@
+package io.coherentfs.blockdev.fault;
+
+import io.coherentfs.blockdev.AlignedBuffer;
+import io.coherentfs.blockdev.AlignedBufferPool;
+import io.coherentfs.blockdev.BlockDevice;
+import io.coherentfs.blockdev.DeviceGeometry;
+import io.coherentfs.blockdev.IoCallback;
+import io.coherentfs.blockdev.error.Errno;
+import io.coherentfs.blockdev.error.ErrnoException;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.TreeMap;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * A wrapper over a real {@link BlockDevice} that injects the failures storage really has, for
+ * tests (after Lucene's MockDirectoryWrapper): EIO on the Nth request or on a range, a torn write
+ * (only a prefix of its sectors lands), ENOSPC past a limit, and {@link #crash}: a power cut that
+ * forgets writes made since the last flush, keeping a random subset and possibly tearing one.
+ *
+ * <p>It is not a mock: every request that is not failed goes to the real device. To be able to
+ * crash, it remembers, per sector ({@code dioOffsetAlign} bytes), the durable content (what the
+ * sector held at the last flush) and every write made since, in the order they were submitted.
+ *
+ * <p>Concurrency: all bookkeeping is under this object's monitor; IO to the wrapped device runs
+ * outside it except the read of a sector's durable content, which must precede the write that
+ * overwrites it.
+ */
+public final class FaultyDevice implements BlockDevice {
+
+    private final BlockDevice inner;
+    private final int sector;
+    private final AlignedBufferPool pool = new AlignedBufferPool();
+
+    // Guarded by this.
+    private long ioCount;
+    private long failAtIo = -1;
+    private final List<long[]> failRanges = new ArrayList<>();
+    private long spaceLimit = Long.MAX_VALUE;
+    private int tearNextWriteAfterSectors = -1;
+    private boolean crashed;
+    /** Sector number -> content at the last flush, for sectors written since. */
+    private final TreeMap<Long, byte[]> durable = new TreeMap<>();
+    /** Writes since the last flush, in submission order. */
+    private final List<PendingWrite> pending = new ArrayList<>();
+
+    private final AtomicLong reads = new AtomicLong();
+    private final AtomicLong writes = new AtomicLong();
+    private final AtomicLong flushes = new AtomicLong();
+
+    private static final class PendingWrite {
+        final long offset;
+        final byte[] data;
+        volatile boolean completed;
+
+        PendingWrite(long offset, byte[] data) {
+            this.offset = offset;
+            this.data = data;
+        }
+    }
+
+    public FaultyDevice(BlockDevice inner) {
+        this.inner = inner;
+        this.sector = inner.geometry().dioOffsetAlign();
+    }
+
+    /** The wrapped device. */
+    public BlockDevice inner() {
+        return inner;
+    }
+
+    // ---- fault rules ------------------------------------------------------------------------
+
+    /** The {@code n}th read or write from now (1 = the next one) fails with EIO. */
+    public synchronized void failNthIo(long n) {
+        failAtIo = ioCount + n;
+    }
+
+    /** Every read or write overlapping {@code [offset, offset + length)} fails with EIO. */
+    public synchronized void failRange(long offset, long length) {
+        failRanges.add(new long[] {offset, offset + length});
+    }
+
+    /** Writes that reach beyond {@code limit} bytes fail with ENOSPC, as a full thin device does. */
+    public synchronized void limitSpace(long limit) {
+        spaceLimit = limit;
+    }
+
+    /** The next write lands only its first {@code sectors} sectors, then fails with EIO. */
+    public synchronized void tearNextWrite(int sectors) {
+        tearNextWriteAfterSectors = sectors;
+    }
+
+    /** Removes every fault rule (not a crash: use {@link #revive()}). */
+    public synchronized void clearFaults() {
+        failAtIo = -1;
+        failRanges.clear();
+        spaceLimit = Long.MAX_VALUE;
+        tearNextWriteAfterSectors = -1;
+    }
+
+    public long readCount() {
+        return reads.get();
+    }
+
+    public long writeCount() {
+        return writes.get();
+    }
+
+    public long flushCount() {
+        return flushes.get();
+    }
+
+    /** Bytes written since the last flush that a crash could still lose. */
+    public synchronized long unflushedWrites() {
+        return pending.size();
+    }
+
+    // ---- crash ------------------------------------------------------------------------------
+
+    /**
+     * Pulls the plug. Each write since the last successful flush independently lands whole, not at
+     * all, or (rarely) torn to a prefix of its sectors; flushed writes always survive. The wrapped
+     * device is left holding exactly that image, flushed. Afterwards every request fails with EIO
+     * until {@link #revive()}, as a dead machine's would.
+     */
+    public void crash(Random random) throws IOException {
+        TreeMap<Long, byte[]> image;
+        synchronized (this) {
+            crashed = true;
+            image = new TreeMap<>();
+            for (Map.Entry<Long, byte[]> e : durable.entrySet()) {
+                image.put(e.getKey(), e.getValue().clone());
+            }
+            for (PendingWrite w : pending) {
+                int sectors = w.data.length / sector;
+                int keep = switch (random.nextInt(8)) {
+                    case 0, 1, 2 -> sectors;                  // landed
+                    case 3 -> random.nextInt(sectors + 1);    // torn
+                    default -> 0;                             // lost
+                };
+                for (int i = 0; i < keep; i++) {
+                    byte[] s = image.get(w.offset / sector + i);
+                    System.arraycopy(w.data, i * sector, s, 0, sector);
+                }
+            }
+            durable.clear();
+            pending.clear();
+        }
+        try (AlignedBuffer buf = pool.allocate(sector)) {
+            for (Map.Entry<Long, byte[]> e : image.entrySet()) {
+                MemorySegment.copy(e.getValue(), 0, buf.segment(), ValueLayout.JAVA_BYTE, 0, sector);
+                inner.write(e.getKey() * sector, buf.segment());
+            }
+        }
+        inner.flush();
+    }
+
+    /** After a {@link #crash}, lets requests through again (the machine rebooted). */
+    public synchronized void revive() {
+        crashed = false;
+    }
+
+    // ---- bookkeeping ------------------------------------------------------------------------
+
+    /** Decides the fate of a request; null means pass it through. */
+    private synchronized ErrnoException fault(String call, long offset, long length, boolean write) {
+        if (crashed) {
+            return new ErrnoException(Errno.EIO, call, "device crashed (simulated power cut)");
+        }
+        ioCount++;
+        if (ioCount == failAtIo) {
+            failAtIo = -1;
+            return new ErrnoException.MediaErrorException(call, "injected failure of IO #" + ioCount);
+        }
+        for (long[] r : failRanges) {
+            if (offset < r[1] && r[0] < offset + length) {
+                return new ErrnoException.MediaErrorException(call,
+                        "injected bad range [" + r[0] + ", " + r[1] + ") hit at " + offset);
+            }
+        }
+        if (write && offset + length > spaceLimit) {
+            return new ErrnoException.NoSpaceException(call, "injected space limit " + spaceLimit);
+        }
+        return null;
+    }
+
+    /**
+     * Records a write before it reaches the device: the durable content of every sector it is the
+     * first to touch since the last flush, and its data.
+     */
+    private PendingWrite record(long offset, MemorySegment src) throws IOException {
+        synchronized (this) {
+            long first = offset / sector;
+            long count = src.byteSize() / sector;
+            try (AlignedBuffer buf = pool.allocate(sector)) {
+                for (long s = first; s < first + count; s++) {
+                    if (!durable.containsKey(s)) {
+                        inner.read(s * sector, buf.segment());
+                        durable.put(s, buf.segment().toArray(ValueLayout.JAVA_BYTE));
+                    }
+                }
+            }
+            PendingWrite w = new PendingWrite(offset, src.toArray(ValueLayout.JAVA_BYTE));
+            pending.add(w);
+            return w;
+        }
+    }
+
+    /** A flush that started after these writes completed has made them durable. */
+    private synchronized void flushed(List<PendingWrite> done) {
+        for (PendingWrite w : done) {
+            for (int i = 0; i < w.data.length / sector; i++) {
+                byte[] s = durable.get(w.offset / sector + i);
+                System.arraycopy(w.data, i * sector, s, 0, sector);
+            }
+        }
+        pending.removeAll(done);
+        // Sectors no pending write touches any more need no memory of their durable content.
+        java.util.Set<Long> stillPending = new java.util.HashSet<>();
+        for (PendingWrite w : pending) {
+            for (int i = 0; i < w.data.length / sector; i++) {
+                stillPending.add(w.offset / sector + i);
+            }
+        }
+        for (Iterator<Long> it = durable.keySet().iterator(); it.hasNext(); ) {
+            if (!stillPending.contains(it.next())) {
+                it.remove();
+            }
+        }
+    }
+
+    private synchronized List<PendingWrite> completedWrites() {
+        List<PendingWrite> done = new ArrayList<>();
+        for (PendingWrite w : pending) {
+            if (w.completed) {
+                done.add(w);
+            }
+        }
+        return done;
+    }
+
+    /** How many sectors of a write may land; -1 for all. Consumes a tear rule. */
+    private synchronized int takeTear() {
+        int t = tearNextWriteAfterSectors;
+        tearNextWriteAfterSectors = -1;
+        return t;
+    }
+
+    // ---- BlockDevice ------------------------------------------------------------------------
+
+    @Override
+    public DeviceGeometry geometry() {
+        return inner.geometry();
+    }
+
+    @Override
+    public boolean isReadOnly() {
+        return inner.isReadOnly();
+    }
+
+    @Override
+    public String engineName() {
+        return inner.engineName();
+    }
+
+    @Override
+    public void read(long offset, MemorySegment dst) throws IOException {
+        ErrnoException f = fault("pread", offset, dst.byteSize(), false);
+        if (f != null) {
+            throw f;
+        }
+        reads.incrementAndGet();
+        inner.read(offset, dst);
+    }
+
+    @Override
+    public void write(long offset, MemorySegment src) throws IOException {
+        ErrnoException f = fault("pwrite", offset, src.byteSize(), true);
+        if (f != null) {
+            throw f;
+        }
+        writes.incrementAndGet();
+        int tear = takeTear();
+        MemorySegment landing = tear < 0 ? src : src.asSlice(0, Math.min(src.byteSize(), (long) tear * sector));
+        if (landing.byteSize() > 0) {
+            PendingWrite w = record(offset, landing);
+            inner.write(offset, landing);
+            w.completed = true;
+        }
+        if (tear >= 0) {
+            throw new ErrnoException.MediaErrorException("pwrite", "injected torn write: " + tear + " sectors landed");
+        }
+    }
+
+    @Override
+    public void flush() throws IOException {
+        syncDurably(true);
+    }
+
+    @Override
+    public void fsync() throws IOException {
+        syncDurably(false);
+    }
+
+    private void syncDurably(boolean dataOnly) throws IOException {
+        ErrnoException f = fault(dataOnly ? "fdatasync" : "fsync", 0, 0, false);
+        if (f != null) {
+            throw f;
+        }
+        flushes.incrementAndGet();
+        List<PendingWrite> done = completedWrites();
+        if (dataOnly) {
+            inner.flush();
+        } else {
+            inner.fsync();
+        }
+        flushed(done);
+    }
+
+    @Override
+    public void discard(long offset, long length) throws IOException {
+        ErrnoException f = fault("discard", offset, length, true);
+        if (f != null) {
+            throw f;
+        }
+        inner.discard(offset, length);
+    }
+
+    @Override
+    public void submitRead(long offset, MemorySegment dst, IoCallback callback) {
+        ErrnoException f = fault("read", offset, dst.byteSize(), false);
+        if (f != null) {
+            callback.onComplete(f);
+            return;
+        }
+        reads.incrementAndGet();
+        inner.submitRead(offset, dst, callback);
+    }
+
+    @Override
+    public void submitWrite(long offset, MemorySegment src, IoCallback callback) {
+        ErrnoException f = fault("write", offset, src.byteSize(), true);
+        if (f != null) {
+            callback.onComplete(f);
+            return;
+        }
+        writes.incrementAndGet();
+        int tear = takeTear();
+        MemorySegment landing = tear < 0 ? src : src.asSlice(0, Math.min(src.byteSize(), (long) tear * sector));
+        IoCallback finish = tear < 0 ? callback : error -> callback.onComplete(error != null ? error
+                : new ErrnoException.MediaErrorException("write", "injected torn write: " + tear + " sectors landed"));
+        if (landing.byteSize() == 0) {
+            finish.onComplete(null);
+            return;
+        }
+        PendingWrite w;
+        try {
+            w = record(offset, landing);
+        } catch (IOException e) {
+            callback.onComplete(e);
+            return;
+        }
+        inner.submitWrite(offset, landing, error -> {
+            if (error == null) {
+                w.completed = true;
+            }
+            finish.onComplete(error);
+        });
+    }
+
+    @Override
+    public void submitFlush(boolean dataOnly, IoCallback callback) {
+        ErrnoException f = fault(dataOnly ? "fdatasync" : "fsync", 0, 0, false);
+        if (f != null) {
+            callback.onComplete(f);
+            return;
+        }
+        flushes.incrementAndGet();
+        List<PendingWrite> done = completedWrites();
+        inner.submitFlush(dataOnly, error -> {
+            if (error == null) {
+                flushed(done);
+            }
+            callback.onComplete(error);
+        });
+    }
+
+    /** Closes the wrapped device too. */
+    @Override
+    public void close() throws IOException {
+        try {
+            inner.close();
+        } finally {
+            pool.close();
+        }
+    }
+}
