@@ -13,7 +13,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * the current slab with a bump pointer. Because every class is a power-of-two number of pages and
  * slabs are page-aligned, every carved buffer is page-aligned. When the current slab's tail is too
  * small for a request, the tail is cut into the largest classes that fit and put on their free
- * lists, so nothing is lost. Slabs come from one shared arena that lives as long as the pool: one
+ * lists, so nothing is lost; an empty class splits a free block of a larger class. Slabs come from one shared arena that lives as long as the pool: one
  * {@code Arena.allocate} per slab (which zeroes and may over-allocate by up to an alignment), never
  * one per buffer. Memory is reused, not returned to the OS, until {@link #close()}.
  *
@@ -80,6 +80,9 @@ public final class AlignedBufferPool implements AutoCloseable {
         int sizeClass = classOf(bytes);
         MemorySegment block = freeLists[sizeClass].pollFirst();
         if (block == null) {
+            block = splitLarger(sizeClass);
+        }
+        if (block == null) {
             block = carve(sizeClass);
         }
         buffersOut.incrementAndGet();
@@ -94,6 +97,26 @@ public final class AlignedBufferPool implements AutoCloseable {
     private static int classOf(long bytes) {
         long pages = (bytes + ALIGNMENT - 1) / ALIGNMENT;
         return 64 - Long.numberOfLeadingZeros(pages - 1);
+    }
+
+    /**
+     * Takes a free block of a larger class and splits it in halves down to {@code sizeClass},
+     * putting the unused halves on their free lists. Blocks are never merged back: the pool's
+     * working set settles on the classes callers really use.
+     */
+    private MemorySegment splitLarger(int sizeClass) {
+        for (int c = sizeClass + 1; c <= maxClass; c++) {
+            MemorySegment big = freeLists[c].pollFirst();
+            if (big != null) {
+                for (int k = c - 1; k >= sizeClass; k--) {
+                    long half = (long) ALIGNMENT << k;
+                    freeLists[k].offerLast(big.asSlice(half, half));
+                    big = big.asSlice(0, half);
+                }
+                return big;
+            }
+        }
+        return null;
     }
 
     private synchronized MemorySegment carve(int sizeClass) {

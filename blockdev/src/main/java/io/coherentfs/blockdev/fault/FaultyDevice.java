@@ -196,6 +196,9 @@ public final class FaultyDevice implements BlockDevice {
      * first to touch since the last flush, and its data.
      */
     private PendingWrite record(long offset, MemorySegment src) throws IOException {
+        if (offset < 0 || offset % sector != 0 || src.byteSize() % sector != 0 || offset + src.byteSize() > size()) {
+            return new PendingWrite(offset, new byte[0]); // the device refuses it; nothing to remember
+        }
         synchronized (this) {
             long first = offset / sector;
             long count = src.byteSize() / sector;
