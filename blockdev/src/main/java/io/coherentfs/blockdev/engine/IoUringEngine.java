@@ -1,6 +1,5 @@
 package io.coherentfs.blockdev.engine;
 
-import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
@@ -206,14 +205,16 @@ public final class IoUringEngine implements IoEngine {
     private void publishSqe(int opcode, int fd, long offset, long addr, int len, int opFlags, long userData) {
         int index = sqTail & sqMask;
         long sqe = (long) index * SQE_SIZE;
-        sqes.asSlice(sqe, SQE_SIZE).fill((byte) 0);
-        sqes.set(JAVA_BYTE, sqe, (byte) opcode);
-        sqes.set(JAVA_INT, sqe + 4, fd);
+        // Little-endian (x86-64, arm64). struct io_uring_sqe: opcode u8 @0, flags u8 @1, ioprio u16 @2, fd s32 @4, off u64 @8,
+        // addr u64 @16, len u32 @24, op flags u32 @28, user_data u64 @32, the rest zero.
+        sqes.set(JAVA_LONG, sqe, ((long) fd << 32) | (opcode & 0xff));
         sqes.set(JAVA_LONG, sqe + 8, offset);
         sqes.set(JAVA_LONG, sqe + 16, addr);
-        sqes.set(JAVA_INT, sqe + 24, len);
-        sqes.set(JAVA_INT, sqe + 28, opFlags);
+        sqes.set(JAVA_LONG, sqe + 24, ((long) opFlags << 32) | (len & 0xffffffffL));
         sqes.set(JAVA_LONG, sqe + 32, userData);
+        sqes.set(JAVA_LONG, sqe + 40, 0L);
+        sqes.set(JAVA_LONG, sqe + 48, 0L);
+        sqes.set(JAVA_LONG, sqe + 56, 0L);
         ring.set(JAVA_INT, sqArrayOff + 4L * index, index);
         sqTail++;
         INT.setRelease(ring, sqTailOff, sqTail);
