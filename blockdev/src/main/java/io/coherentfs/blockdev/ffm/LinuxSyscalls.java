@@ -3,6 +3,7 @@ package io.coherentfs.blockdev.ffm;
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 
 import io.coherentfs.blockdev.error.Errno;
 import io.coherentfs.blockdev.error.ErrnoException;
@@ -137,131 +138,96 @@ public final class LinuxSyscalls {
         return (int) ERRNO.get(capture, 0L);
     }
 
-    private static ErrnoException failure(String call, MemorySegment capture, String detail) {
-        return ErrnoException.of(errno(capture), call, detail);
+    /** One downcall through a handle that captures errno into {@code capture}. */
+    @FunctionalInterface
+    private interface Downcall {
+        long invoke(MemorySegment capture) throws Throwable;
     }
 
-    /** Rethrows what a downcall cannot really throw, for the compiler's sake. */
-    private static RuntimeException unexpected(Throwable t) {
-        if (t instanceof RuntimeException r) {
-            return r;
+    /** Says what the failing call was working on; evaluated only on failure. */
+    @FunctionalInterface
+    private interface Detail {
+        String describe();
+    }
+
+    /**
+     * Runs {@code call}; a result of -1 (every libc wrapper's failure value) becomes the errno's
+     * typed exception. EINTR repeats the call when {@code retryOnEintr}.
+     */
+    private static long checked(String name, boolean retryOnEintr, Detail detail, Downcall call) throws ErrnoException {
+        MemorySegment capture = CAPTURE.get();
+        while (true) {
+            long result;
+            try {
+                result = call.invoke(capture);
+            } catch (RuntimeException | Error e) {
+                throw e;
+            } catch (Throwable t) {
+                throw new IllegalStateException("downcall " + name + " failed", t);
+            }
+            if (result != -1L) {
+                return result;
+            }
+            int err = errno(capture);
+            if (!(retryOnEintr && err == Errno.EINTR.code())) {
+                throw ErrnoException.of(err, name, detail == null ? null : detail.describe());
+            }
         }
-        if (t instanceof Error e) {
-            throw e;
-        }
-        return new IllegalStateException("downcall failed", t);
     }
 
     public static int open(String path, int flags, int mode) throws ErrnoException {
-        MemorySegment capture = CAPTURE.get();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment cPath = arena.allocateFrom(path);
-            while (true) {
-                int fd = (int) OPEN.invokeExact(capture, cPath, flags, mode);
-                if (fd >= 0) {
-                    return fd;
-                }
-                if (errno(capture) != Errno.EINTR.code()) {
-                    throw failure("open", capture, path);
-                }
-            }
-        } catch (ErrnoException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw unexpected(t);
+            return (int) checked("open", true, () -> path, c -> (int) OPEN.invokeExact(c, cPath, flags, mode));
         }
     }
 
     public static void close(int fd) throws ErrnoException {
-        MemorySegment capture = CAPTURE.get();
-        try {
-            // Never retry close on EINTR: on Linux the descriptor is already released.
-            if ((int) CLOSE.invokeExact(capture, fd) != 0) {
-                throw failure("close", capture, "fd " + fd);
-            }
-        } catch (ErrnoException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw unexpected(t);
-        }
+        // Never retry close on EINTR: on Linux the descriptor is already released.
+        checked("close", false, () -> "fd " + fd, c -> (int) CLOSE.invokeExact(c, fd));
     }
 
     /** One pread(2); returns the byte count, which may be short (0 at end of file). */
     public static long pread(int fd, MemorySegment buf, long offset) throws ErrnoException {
-        return rw(PREAD, "pread", fd, buf, offset);
+        return checked("pread", true, () -> rwDetail(fd, buf, offset),
+                c -> (long) PREAD.invokeExact(c, fd, buf, buf.byteSize(), offset));
     }
 
     /** One pwrite(2); returns the byte count, which may be short. */
     public static long pwrite(int fd, MemorySegment buf, long offset) throws ErrnoException {
-        return rw(PWRITE, "pwrite", fd, buf, offset);
+        return checked("pwrite", true, () -> rwDetail(fd, buf, offset),
+                c -> (long) PWRITE.invokeExact(c, fd, buf, buf.byteSize(), offset));
     }
 
-    private static long rw(MethodHandle handle, String call, int fd, MemorySegment buf, long offset)
-            throws ErrnoException {
-        MemorySegment capture = CAPTURE.get();
-        try {
-            while (true) {
-                long n = (long) handle.invokeExact(capture, fd, buf, buf.byteSize(), offset);
-                if (n >= 0) {
-                    return n;
-                }
-                if (errno(capture) != Errno.EINTR.code()) {
-                    throw failure(call, capture, "fd " + fd + ", offset " + offset + ", length " + buf.byteSize());
-                }
-            }
-        } catch (ErrnoException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw unexpected(t);
-        }
+    private static String rwDetail(int fd, MemorySegment buf, long offset) {
+        return "fd " + fd + ", offset " + offset + ", length " + buf.byteSize();
     }
 
     public static void fsync(int fd) throws ErrnoException {
-        simple(FSYNC, "fsync", fd);
+        checked("fsync", true, () -> "fd " + fd, c -> (int) FSYNC.invokeExact(c, fd));
     }
 
     public static void fdatasync(int fd) throws ErrnoException {
-        simple(FDATASYNC, "fdatasync", fd);
-    }
-
-    private static void simple(MethodHandle handle, String call, int fd) throws ErrnoException {
-        MemorySegment capture = CAPTURE.get();
-        try {
-            while ((int) handle.invokeExact(capture, fd) != 0) {
-                if (errno(capture) != Errno.EINTR.code()) {
-                    throw failure(call, capture, "fd " + fd);
-                }
-            }
-        } catch (ErrnoException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw unexpected(t);
-        }
+        checked("fdatasync", true, () -> "fd " + fd, c -> (int) FDATASYNC.invokeExact(c, fd));
     }
 
     /** statx(2) on an open descriptor, asking for type, mode, size and the direct-IO alignment. */
     public static Statx statx(int fd) throws ErrnoException {
-        MemorySegment capture = CAPTURE.get();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment buf = arena.allocate(256, 8);
             MemorySegment empty = arena.allocateFrom("");
             int mask = STATX_TYPE | STATX_MODE | STATX_SIZE | STATX_DIOALIGN;
-            if ((int) STATX.invokeExact(capture, fd, empty, AT_EMPTY_PATH, mask, buf) != 0) {
-                throw failure("statx", capture, "fd " + fd);
-            }
+            checked("statx", true, () -> "fd " + fd,
+                    c -> (int) STATX.invokeExact(c, fd, empty, AT_EMPTY_PATH, mask, buf));
             // struct statx offsets: stx_mask 0, stx_blksize 4, stx_mode 28 (u16), stx_size 40,
             // stx_dio_mem_align 152, stx_dio_offset_align 156.
             return new Statx(
                     buf.get(JAVA_INT, 0),
-                    Short.toUnsignedInt(buf.get(java.lang.foreign.ValueLayout.JAVA_SHORT, 28)),
+                    Short.toUnsignedInt(buf.get(JAVA_SHORT, 28)),
                     buf.get(JAVA_LONG, 40),
                     buf.get(JAVA_INT, 4),
                     buf.get(JAVA_INT, 152),
                     buf.get(JAVA_INT, 156));
-        } catch (ErrnoException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw unexpected(t);
         }
     }
 
@@ -294,105 +260,38 @@ public final class LinuxSyscalls {
     }
 
     private static void ioctl(int fd, long request, MemorySegment arg, String name) throws ErrnoException {
-        MemorySegment capture = CAPTURE.get();
-        try {
-            if ((int) IOCTL.invokeExact(capture, fd, request, arg) != 0) {
-                throw failure("ioctl(" + name + ")", capture, "fd " + fd);
-            }
-        } catch (ErrnoException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw unexpected(t);
-        }
+        checked("ioctl(" + name + ")", true, () -> "fd " + fd, c -> (int) IOCTL.invokeExact(c, fd, request, arg));
     }
 
     public static int fcntlGetFlags(int fd) throws ErrnoException {
-        MemorySegment capture = CAPTURE.get();
-        try {
-            int flags = (int) FCNTL.invokeExact(capture, fd, F_GETFL, 0);
-            if (flags < 0) {
-                throw failure("fcntl(F_GETFL)", capture, "fd " + fd);
-            }
-            return flags;
-        } catch (ErrnoException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw unexpected(t);
-        }
+        return (int) checked("fcntl(F_GETFL)", true, () -> "fd " + fd, c -> (int) FCNTL.invokeExact(c, fd, F_GETFL, 0));
     }
 
     public static void fallocate(int fd, int mode, long offset, long length) throws ErrnoException {
-        MemorySegment capture = CAPTURE.get();
-        try {
-            while ((int) FALLOCATE.invokeExact(capture, fd, mode, offset, length) != 0) {
-                if (errno(capture) != Errno.EINTR.code()) {
-                    throw failure("fallocate", capture,
-                            "fd " + fd + ", mode " + mode + ", offset " + offset + ", length " + length);
-                }
-            }
-        } catch (ErrnoException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw unexpected(t);
-        }
+        checked("fallocate", true, () -> "fd " + fd + ", mode " + mode + ", offset " + offset + ", length " + length,
+                c -> (int) FALLOCATE.invokeExact(c, fd, mode, offset, length));
     }
 
     public static void ftruncate(int fd, long length) throws ErrnoException {
-        MemorySegment capture = CAPTURE.get();
-        try {
-            if ((int) FTRUNCATE.invokeExact(capture, fd, length) != 0) {
-                throw failure("ftruncate", capture, "fd " + fd + ", length " + length);
-            }
-        } catch (ErrnoException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw unexpected(t);
-        }
+        checked("ftruncate", true, () -> "fd " + fd + ", length " + length,
+                c -> (int) FTRUNCATE.invokeExact(c, fd, length));
     }
 
     /** flock(2); with LOCK_NB a held lock fails with EWOULDBLOCK (EAGAIN). */
     public static void flock(int fd, int operation) throws ErrnoException {
-        MemorySegment capture = CAPTURE.get();
-        try {
-            while ((int) FLOCK.invokeExact(capture, fd, operation) != 0) {
-                if (errno(capture) != Errno.EINTR.code()) {
-                    throw failure("flock", capture, "fd " + fd);
-                }
-            }
-        } catch (ErrnoException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw unexpected(t);
-        }
+        checked("flock", true, () -> "fd " + fd, c -> (int) FLOCK.invokeExact(c, fd, operation));
     }
 
     /** mmap(2) of {@code length} bytes of {@code fd}; the segment is sized to the mapping. */
     public static MemorySegment mmap(long length, int prot, int flags, int fd, long offset) throws ErrnoException {
-        MemorySegment capture = CAPTURE.get();
-        try {
-            MemorySegment addr = (MemorySegment) MMAP.invokeExact(capture, MemorySegment.NULL, length, prot, flags, fd, offset);
-            if (addr.address() == -1L) {
-                throw failure("mmap", capture, "fd " + fd + ", length " + length + ", offset " + offset);
-            }
-            return addr.reinterpret(length);
-        } catch (ErrnoException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw unexpected(t);
-        }
+        long address = checked("mmap", false, () -> "fd " + fd + ", length " + length + ", offset " + offset,
+                c -> ((MemorySegment) MMAP.invokeExact(c, MemorySegment.NULL, length, prot, flags, fd, offset)).address());
+        return MemorySegment.ofAddress(address).reinterpret(length);
     }
 
     public static void munmap(MemorySegment mapping) throws ErrnoException {
-        MemorySegment capture = CAPTURE.get();
-        try {
-            if ((int) MUNMAP.invokeExact(capture, mapping, mapping.byteSize()) != 0) {
-                throw failure("munmap", capture, "length " + mapping.byteSize());
-            }
-        } catch (ErrnoException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw unexpected(t);
-        }
+        checked("munmap", false, () -> "length " + mapping.byteSize(),
+                c -> (int) MUNMAP.invokeExact(c, mapping, mapping.byteSize()));
     }
 
     /**
@@ -402,17 +301,6 @@ public final class LinuxSyscalls {
      */
     public static long syscall(String name, long number, long a1, long a2, long a3, long a4, long a5, long a6)
             throws ErrnoException {
-        MemorySegment capture = CAPTURE.get();
-        try {
-            long r = (long) SYSCALL.invokeExact(capture, number, a1, a2, a3, a4, a5, a6);
-            if (r == -1L) {
-                throw failure(name, capture, null);
-            }
-            return r;
-        } catch (ErrnoException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw unexpected(t);
-        }
+        return checked(name, false, null, c -> (long) SYSCALL.invokeExact(c, number, a1, a2, a3, a4, a5, a6));
     }
 }
