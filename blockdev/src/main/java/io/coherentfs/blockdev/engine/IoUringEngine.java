@@ -180,11 +180,11 @@ public final class IoUringEngine implements IoEngine {
             if (closing) {
                 throw new IllegalStateException("io_uring engine is closed");
             }
-            publishSqe(opcode, fd, offset, addr, len, opFlags, id);
+            publishSqe(opcode, fd, offset, addr, len, opFlags, id, onCompleter);
             if (onCompleter) {
                 unsubmitted++;
             } else {
-                enterSubmit();
+                enterSubmit(false);
             }
         } catch (RuntimeException e) {
             freeId(id);
@@ -200,9 +200,14 @@ public final class IoUringEngine implements IoEngine {
     /**
      * Fills the SQE at the tail and publishes it: the SQE and array entry are written with plain
      * stores, then the tail with a release store, so the kernel's acquire load of the tail sees
-     * them. Holds submitLock.
+     * them. A full SQ (only the completion thread can fill it, by publishing without entering)
+     * is handed to the kernel first. Holds submitLock.
      */
-    private void publishSqe(int opcode, int fd, long offset, long addr, int len, int opFlags, long userData) {
+    private void publishSqe(int opcode, int fd, long offset, long addr, int len, int opFlags, long userData,
+            boolean onCompleter) {
+        if (sqTail - (int) INT.getAcquire(ring, sqHeadOff) >= sqEntries) {
+            enterSubmit(onCompleter);
+        }
         int index = sqTail & sqMask;
         long sqe = (long) index * SQE_SIZE;
         // Little-endian (x86-64, arm64). struct io_uring_sqe: opcode u8 @0, flags u8 @1, ioprio u16 @2, fd s32 @4, off u64 @8,
@@ -220,8 +225,13 @@ public final class IoUringEngine implements IoEngine {
         INT.setRelease(ring, sqTailOff, sqTail);
     }
 
-    /** Hands every published SQE to the kernel. Holds submitLock. */
-    private void enterSubmit() {
+    /**
+     * Hands every published SQE to the kernel. When the kernel pushes back (EBUSY: completions
+     * it could not post yet; EAGAIN: short of memory), other threads wait for the completion
+     * thread to drain the CQ; the completion thread drains it itself, into {@link #reaped}, so it
+     * never waits for itself. Holds submitLock.
+     */
+    private void enterSubmit(boolean onCompleter) {
         while (true) {
             int pending = sqTail - (int) INT.getAcquire(ring, sqHeadOff);
             if (pending == 0) {
@@ -232,15 +242,21 @@ public final class IoUringEngine implements IoEngine {
                 LinuxSyscalls.syscall("io_uring_enter", LinuxSyscalls.SYS_IO_URING_ENTER,
                         ringFd, pending, 0, 0, 0, 0);
             } catch (ErrnoException e) {
-                int err = e.errno();
-                if (err == Errno.EINTR.code() || err == Errno.EAGAIN.code() || err == Errno.EBUSY.code()) {
-                    // The kernel is short of resources or the CQ overflowed: let completions drain.
-                    Thread.onSpinWait();
-                    continue;
+                if (!transientEnterFailure(e)) {
+                    throw new IllegalStateException("io_uring_enter failed: " + e.getMessage(), e);
                 }
-                throw new IllegalStateException("io_uring_enter failed: " + e.getMessage(), e);
+                if (onCompleter) {
+                    reapCq();
+                } else {
+                    Thread.onSpinWait();
+                }
             }
         }
+    }
+
+    private static boolean transientEnterFailure(ErrnoException e) {
+        int err = e.errno();
+        return err == Errno.EINTR.code() || err == Errno.EAGAIN.code() || err == Errno.EBUSY.code();
     }
 
     private long allocateId(Slot slot) {
@@ -272,9 +288,32 @@ public final class IoUringEngine implements IoEngine {
         }
     }
 
+    // Completion-thread state: CQEs copied out of the ring and not yet run. Callbacks may append
+    // (through enterSubmit -> reapCq) while the loop runs earlier entries.
+    private long[] reapedIds = new long[64];
+    private int[] reapedResults = new int[64];
+    private int reapedCount;
+
+    /** Copies every posted CQE out and frees its ring slot. Completion thread only. */
+    private void reapCq() {
+        int head = ring.get(JAVA_INT, cqHeadOff);   // only this thread writes the CQ head
+        int tail = (int) INT.getAcquire(ring, cqTailOff);
+        int n = tail - head;
+        if (reapedCount + n > reapedIds.length) {
+            int size = Integer.highestOneBit(reapedCount + n) * 2;
+            reapedIds = java.util.Arrays.copyOf(reapedIds, size);
+            reapedResults = java.util.Arrays.copyOf(reapedResults, size);
+        }
+        for (int i = 0; i < n; i++) {
+            long cqe = cqesOff + (long) ((head + i) & cqMask) * CQE_SIZE;
+            reapedIds[reapedCount] = ring.get(JAVA_LONG, cqe);
+            reapedResults[reapedCount] = ring.get(JAVA_INT, cqe + 8);
+            reapedCount++;
+        }
+        INT.setRelease(ring, cqHeadOff, tail);
+    }
+
     private void completionLoop() {
-        long[] ids = new long[0];
-        int[] results = new int[0];
         boolean shutdown = false;
         while (!shutdown || outstanding() > 0) {
             int toSubmit;
@@ -289,8 +328,7 @@ public final class IoUringEngine implements IoEngine {
                 LinuxSyscalls.syscall("io_uring_enter", LinuxSyscalls.SYS_IO_URING_ENTER,
                         ringFd, toSubmit, 1, IORING_ENTER_GETEVENTS, 0, 0);
             } catch (ErrnoException e) {
-                int err = e.errno();
-                if (err != Errno.EINTR.code() && err != Errno.EAGAIN.code() && err != Errno.EBUSY.code()) {
+                if (!transientEnterFailure(e)) {
                     throw new IllegalStateException("io_uring_enter(GETEVENTS) failed: " + e.getMessage(), e);
                 }
                 if (toSubmit > 0) {
@@ -302,36 +340,24 @@ public final class IoUringEngine implements IoEngine {
                     }
                 }
             }
-            // Only this thread writes the CQ head.
-            int head = ring.get(JAVA_INT, cqHeadOff);
-            int tail = (int) INT.getAcquire(ring, cqTailOff);
-            int n = tail - head;
-            if (n > ids.length) {
-                ids = new long[Integer.highestOneBit(n) * 2];
-                results = new int[ids.length];
-            }
-            for (int i = 0; i < n; i++) {
-                long cqe = cqesOff + (long) ((head + i) & cqMask) * CQE_SIZE;
-                ids[i] = ring.get(JAVA_LONG, cqe);
-                results[i] = ring.get(JAVA_INT, cqe + 8);
-            }
-            INT.setRelease(ring, cqHeadOff, tail);
-            for (int i = 0; i < n; i++) {
-                if (ids[i] == SHUTDOWN) {
+            reapCq();
+            for (int i = 0; i < reapedCount; i++) {
+                if (reapedIds[i] == SHUTDOWN) {
                     shutdown = true;
                     continue;
                 }
-                Slot slot = freeId(ids[i]);
+                Slot slot = freeId(reapedIds[i]);
                 if (slot.heldPermit()) {
                     inflight.release();
                 }
                 try {
-                    slot.completion().complete(results[i]);
+                    slot.completion().complete(reapedResults[i]);
                 } catch (Throwable t) {
                     System.getLogger(IoUringEngine.class.getName())
                             .log(System.Logger.Level.ERROR, "IO completion threw", t);
                 }
             }
+            reapedCount = 0;
         }
     }
 
@@ -373,8 +399,8 @@ public final class IoUringEngine implements IoEngine {
     private void submitNop(long userData) {
         submitLock.lock();
         try {
-            publishSqe(IORING_OP_NOP, -1, 0, 0, 0, 0, userData);
-            enterSubmit();
+            publishSqe(IORING_OP_NOP, -1, 0, 0, 0, 0, userData, false);
+            enterSubmit(false);
         } finally {
             submitLock.unlock();
         }
