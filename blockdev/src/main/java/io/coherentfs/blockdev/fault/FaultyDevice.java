@@ -17,6 +17,7 @@ import java.util.Map;
 import java.util.Random;
 import java.util.TreeMap;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
  * A wrapper over a real {@link BlockDevice} that injects the failures storage really has, for
@@ -30,7 +31,8 @@ import java.util.concurrent.atomic.AtomicLong;
  *
  * <p>Concurrency: all bookkeeping is under this object's monitor; IO to the wrapped device runs
  * outside it except the read of a sector's durable content, which must precede the write that
- * overwrites it.
+ * overwrites it. A read-write {@link #gate} orders requests against {@link #crash}: a crash waits
+ * until no request is inside the real device, so none lands after the cut.
  */
 public final class FaultyDevice implements BlockDevice {
 
@@ -49,6 +51,15 @@ public final class FaultyDevice implements BlockDevice {
     private final TreeMap<Long, byte[]> durable = new TreeMap<>();
     /** Writes since the last flush, in submission order. */
     private final List<PendingWrite> pending = new ArrayList<>();
+
+    /**
+     * The power switch. Every request holds the read side while it passes through to the real
+     * device (asynchronous ones only try it, so a completion that submits never waits on a
+     * crash); {@link #crash} holds the write side, so no request straddles the cut.
+     */
+    private final ReentrantReadWriteLock gate = new ReentrantReadWriteLock();
+    /** Asynchronous requests submitted to the real device and not yet completed; guarded by this. */
+    private int inflight;
 
     private final AtomicLong reads = new AtomicLong();
     private final AtomicLong writes = new AtomicLong();
@@ -131,9 +142,32 @@ public final class FaultyDevice implements BlockDevice {
      * until {@link #revive()}, as a dead machine's would.
      */
     public void crash(Random random) throws IOException {
+        gate.writeLock().lock();
+        try {
+            crashLocked(random);
+        } finally {
+            gate.writeLock().unlock();
+        }
+    }
+
+    /** Holds the gate's write side: no synchronous request is inside the real device. */
+    private void crashLocked(Random random) throws IOException {
         TreeMap<Long, byte[]> image;
         synchronized (this) {
             crashed = true;
+            // Requests already submitted finish at the real device; being unflushed, they are in
+            // the pending list and their fate is drawn below like any other write's.
+            boolean interrupted = false;
+            while (inflight > 0) {
+                try {
+                    wait();
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
+            }
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
             image = new TreeMap<>();
             for (Map.Entry<Long, byte[]> e : durable.entrySet()) {
                 image.put(e.getKey(), e.getValue().clone());
@@ -218,6 +252,9 @@ public final class FaultyDevice implements BlockDevice {
 
     /** A flush that started after these writes completed has made them durable. */
     private synchronized void flushed(List<PendingWrite> done) {
+        if (crashed) {
+            return;  // the cut came first: what the flush covered was decided by crash()
+        }
         for (PendingWrite w : done) {
             for (int i = 0; i < w.data.length / sector; i++) {
                 byte[] s = durable.get(w.offset / sector + i);
@@ -273,33 +310,91 @@ public final class FaultyDevice implements BlockDevice {
         return inner.engineName();
     }
 
+    /** A synchronous request, run while holding the gate's read side. */
+    private interface Passage {
+        void run() throws IOException;
+    }
+
+    private void gated(Passage passage) throws IOException {
+        gate.readLock().lock();
+        try {
+            passage.run();
+        } finally {
+            gate.readLock().unlock();
+        }
+    }
+
+    /**
+     * Starts an asynchronous request: checks the fault rules inside the gate, counts the request
+     * in flight and hands {@code submit} a callback that uncounts it. A request that meets a
+     * crash under way fails as the dead device's would.
+     */
+    private void gatedAsync(String call, long offset, long length, boolean write, IoCallback callback,
+            java.util.function.Consumer<IoCallback> submit) {
+        if (!gate.readLock().tryLock()) {
+            callback.onComplete(new ErrnoException(Errno.EIO, call, "device crashed (simulated power cut)"));
+            return;
+        }
+        try {
+            ErrnoException f = fault(call, offset, length, write);
+            if (f != null) {
+                callback.onComplete(f);
+                return;
+            }
+            synchronized (this) {
+                inflight++;
+            }
+            submit.accept(error -> {
+                synchronized (this) {
+                    inflight--;
+                    notifyAll();
+                }
+                callback.onComplete(error);
+            });
+        } finally {
+            gate.readLock().unlock();
+        }
+    }
+
     @Override
     public void read(long offset, MemorySegment dst) throws IOException {
-        ErrnoException f = fault("pread", offset, dst.byteSize(), false);
-        if (f != null) {
-            throw f;
-        }
-        reads.incrementAndGet();
-        inner.read(offset, dst);
+        gated(() -> {
+            ErrnoException f = fault("pread", offset, dst.byteSize(), false);
+            if (f != null) {
+                throw f;
+            }
+            reads.incrementAndGet();
+            inner.read(offset, dst);
+        });
     }
 
     @Override
     public void write(long offset, MemorySegment src) throws IOException {
-        ErrnoException f = fault("pwrite", offset, src.byteSize(), true);
-        if (f != null) {
-            throw f;
-        }
-        writes.incrementAndGet();
-        int tear = takeTear();
-        MemorySegment landing = tear < 0 ? src : src.asSlice(0, Math.min(src.byteSize(), (long) tear * sector));
-        if (landing.byteSize() > 0) {
-            PendingWrite w = record(offset, landing);
-            inner.write(offset, landing);
-            w.completed = true;
-        }
-        if (tear >= 0) {
-            throw new ErrnoException.MediaErrorException("pwrite", "injected torn write: " + tear + " sectors landed");
-        }
+        gated(() -> {
+            ErrnoException f = fault("pwrite", offset, src.byteSize(), true);
+            if (f != null) {
+                throw f;
+            }
+            writes.incrementAndGet();
+            int tear = takeTear();
+            MemorySegment landing = tornPrefix(src, tear);
+            if (landing.byteSize() > 0) {
+                PendingWrite w = record(offset, landing);
+                inner.write(offset, landing);
+                w.completed = true;
+            }
+            if (tear >= 0) {
+                throw tornWriteError("pwrite", tear);
+            }
+        });
+    }
+
+    private MemorySegment tornPrefix(MemorySegment src, int tear) {
+        return tear < 0 ? src : src.asSlice(0, Math.min(src.byteSize(), (long) tear * sector));
+    }
+
+    private static ErrnoException tornWriteError(String call, int sectors) {
+        return new ErrnoException.MediaErrorException(call, "injected torn write: " + sectors + " sectors landed");
     }
 
     @Override
@@ -313,85 +408,80 @@ public final class FaultyDevice implements BlockDevice {
     }
 
     private void syncDurably(boolean dataOnly) throws IOException {
-        ErrnoException f = fault(dataOnly ? "fdatasync" : "fsync", 0, 0, false);
-        if (f != null) {
-            throw f;
-        }
-        flushes.incrementAndGet();
-        List<PendingWrite> done = completedWrites();
-        if (dataOnly) {
-            inner.flush();
-        } else {
-            inner.fsync();
-        }
-        flushed(done);
+        gated(() -> {
+            ErrnoException f = fault(dataOnly ? "fdatasync" : "fsync", 0, 0, false);
+            if (f != null) {
+                throw f;
+            }
+            flushes.incrementAndGet();
+            List<PendingWrite> done = completedWrites();
+            if (dataOnly) {
+                inner.flush();
+            } else {
+                inner.fsync();
+            }
+            flushed(done);
+        });
     }
 
     @Override
     public void discard(long offset, long length) throws IOException {
-        ErrnoException f = fault("discard", offset, length, true);
-        if (f != null) {
-            throw f;
-        }
-        inner.discard(offset, length);
+        gated(() -> {
+            ErrnoException f = fault("discard", offset, length, true);
+            if (f != null) {
+                throw f;
+            }
+            inner.discard(offset, length);
+        });
     }
 
     @Override
     public void submitRead(long offset, MemorySegment dst, IoCallback callback) {
-        ErrnoException f = fault("read", offset, dst.byteSize(), false);
-        if (f != null) {
-            callback.onComplete(f);
-            return;
-        }
-        reads.incrementAndGet();
-        inner.submitRead(offset, dst, callback);
+        gatedAsync("read", offset, dst.byteSize(), false, callback, done -> {
+            reads.incrementAndGet();
+            inner.submitRead(offset, dst, done);
+        });
     }
 
     @Override
     public void submitWrite(long offset, MemorySegment src, IoCallback callback) {
-        ErrnoException f = fault("write", offset, src.byteSize(), true);
-        if (f != null) {
-            callback.onComplete(f);
-            return;
-        }
-        writes.incrementAndGet();
-        int tear = takeTear();
-        MemorySegment landing = tear < 0 ? src : src.asSlice(0, Math.min(src.byteSize(), (long) tear * sector));
-        IoCallback finish = tear < 0 ? callback : error -> callback.onComplete(error != null ? error
-                : new ErrnoException.MediaErrorException("write", "injected torn write: " + tear + " sectors landed"));
-        if (landing.byteSize() == 0) {
-            finish.onComplete(null);
-            return;
-        }
-        PendingWrite w;
-        try {
-            w = record(offset, landing);
-        } catch (IOException e) {
-            callback.onComplete(e);
-            return;
-        }
-        inner.submitWrite(offset, landing, error -> {
-            if (error == null) {
-                w.completed = true;
+        gatedAsync("write", offset, src.byteSize(), true, callback, done -> {
+            writes.incrementAndGet();
+            int tear = takeTear();
+            MemorySegment landing = tornPrefix(src, tear);
+            IoCallback finish = tear < 0 ? done
+                    : error -> done.onComplete(error != null ? error : tornWriteError("write", tear));
+            if (landing.byteSize() == 0) {
+                finish.onComplete(null);
+                return;
             }
-            finish.onComplete(error);
+            PendingWrite w;
+            try {
+                w = record(offset, landing);
+            } catch (IOException e) {
+                done.onComplete(e);
+                return;
+            }
+            inner.submitWrite(offset, landing, error -> {
+                if (error == null) {
+                    w.completed = true;
+                }
+                finish.onComplete(error);
+            });
         });
     }
 
     @Override
     public void submitFlush(boolean dataOnly, IoCallback callback) {
-        ErrnoException f = fault(dataOnly ? "fdatasync" : "fsync", 0, 0, false);
-        if (f != null) {
-            callback.onComplete(f);
-            return;
-        }
-        flushes.incrementAndGet();
-        List<PendingWrite> done = completedWrites();
-        inner.submitFlush(dataOnly, error -> {
-            if (error == null) {
-                flushed(done);
-            }
-            callback.onComplete(error);
+        gatedAsync(dataOnly ? "fdatasync" : "fsync", 0, 0, false, callback, done -> {
+            flushes.incrementAndGet();
+            List<PendingWrite> covered = completedWrites();
+            inner.submitFlush(dataOnly, error -> {
+                if (error == null) {
+                    flushed(covered);
+                }
+                done.onComplete(error);
+            });
         });
     }
 

@@ -167,4 +167,46 @@ class FaultyDeviceTest {
         device.read(2L * BLOCK, buf.segment());  // reads are not limited
         assertThat(MemorySegment.ofArray(new byte[0]).byteSize()).isZero();
     }
+
+    @Test
+    void aCrashRacingWritersAndFlushesLeavesOldOrNewDataAndFailsWhatComesAfter() throws Exception {
+        for (int b = 0; b < 8; b++) {
+            put(b, 1);
+        }
+        device.flush();
+        java.util.List<Thread> threads = new java.util.ArrayList<>();
+        java.util.concurrent.CountDownLatch started = new java.util.concurrent.CountDownLatch(2);
+        java.util.concurrent.atomic.AtomicReference<Throwable> unexpected = new java.util.concurrent.atomic.AtomicReference<>();
+        for (int t = 0; t < 2; t++) {
+            int id = t;
+            threads.add(Thread.ofPlatform().start(() -> {
+                try (AlignedBuffer mine = pool.allocate(BLOCK)) {
+                    mine.segment().fill((byte) 2);
+                    started.countDown();
+                    for (int i = 0; ; i++) {
+                        if (id == 0) {
+                            device.write((i % 8) * (long) BLOCK, mine.segment());
+                        } else {
+                            device.flush();
+                        }
+                    }
+                } catch (ErrnoException e) {
+                    if (!e.getMessage().contains("crashed")) {
+                        unexpected.set(e);
+                    }
+                } catch (Throwable e) {
+                    unexpected.set(e);
+                }
+            }));
+        }
+        started.await();
+        device.crash(new Random(7));
+        for (Thread t : threads) {
+            t.join();
+        }
+        assertThat(unexpected.get()).isNull();
+        for (int b = 0; b < 8; b++) {
+            assertThat(onDisk(b)).isIn(1, 2);
+        }
+    }
 }
