@@ -82,9 +82,38 @@ public record Superblock(
     }
 
     public Superblock withState(int newState) {
-        return new Superblock(version, incompatFeatures, roCompatFeatures, compatFeatures, uuid, label, newState,
-                layout, inodeTreeRoot, direntTreeRoot, xattrTreeRoot, orphanTreeRoot, nextInode, rootInode,
-                createdNanos, lastMountedNanos, lastWrittenNanos, mountCount, nextGeneration);
+        Builder b = toBuilder();
+        b.state = newState;
+        return b.build();
+    }
+
+    public Builder toBuilder() {
+        return new Builder(this);
+    }
+
+    /** A mutable copy, for changing a few fields. */
+    public static final class Builder {
+        public int version, incompatFeatures, roCompatFeatures, compatFeatures, state;
+        public UUID uuid;
+        public String label;
+        public Layout layout;
+        public long inodeTreeRoot, direntTreeRoot, xattrTreeRoot, orphanTreeRoot, nextInode, rootInode;
+        public long createdNanos, lastMountedNanos, lastWrittenNanos, mountCount, nextGeneration;
+
+        Builder(Superblock s) {
+            version = s.version; incompatFeatures = s.incompatFeatures; roCompatFeatures = s.roCompatFeatures;
+            compatFeatures = s.compatFeatures; uuid = s.uuid; label = s.label; state = s.state; layout = s.layout;
+            inodeTreeRoot = s.inodeTreeRoot; direntTreeRoot = s.direntTreeRoot; xattrTreeRoot = s.xattrTreeRoot;
+            orphanTreeRoot = s.orphanTreeRoot; nextInode = s.nextInode; rootInode = s.rootInode;
+            createdNanos = s.createdNanos; lastMountedNanos = s.lastMountedNanos; lastWrittenNanos = s.lastWrittenNanos;
+            mountCount = s.mountCount; nextGeneration = s.nextGeneration;
+        }
+
+        public Superblock build() {
+            return new Superblock(version, incompatFeatures, roCompatFeatures, compatFeatures, uuid, label, state,
+                    layout, inodeTreeRoot, direntTreeRoot, xattrTreeRoot, orphanTreeRoot, nextInode, rootInode,
+                    createdNanos, lastMountedNanos, lastWrittenNanos, mountCount, nextGeneration);
+        }
     }
 
     /** Writes this superblock, sealed, into {@code block} (4096 bytes). */

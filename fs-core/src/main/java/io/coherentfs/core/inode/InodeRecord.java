@@ -19,10 +19,11 @@ import java.util.Arrays;
  *     44   12 mtime  56 12 ctime  68 12 crtime (birth time)
  *     80    8 generation (with the inode number: the NFS-style file handle)
  *     88    4 flags (see the FLAG_ constants)
- *     92    4 inline length: bytes of inline data (a short symlink target), 0..144
+ *     92    4 inline length: bytes of inline data (a short symlink target), 0..136
  *     96    8 extent-map root block (0: no extent map yet)
  *    104    8 blocks: 4 KiB blocks charged to the inode (data and extent-map nodes), for st_blocks
- *    112  144 inline data
+ *    112    8 parent: a directory's parent directory (what ".." names); 0 for other types
+ *    120  136 inline data
  * </pre>
  */
 public record InodeRecord(
@@ -40,10 +41,11 @@ public record InodeRecord(
         int flags,
         long extentRoot,
         long blocks,
+        long parent,
         byte[] inline) {
 
     public static final int SIZE = 256;
-    public static final int INLINE_CAPACITY = 144;
+    public static final int INLINE_CAPACITY = 136;
 
     // File types, as in <sys/stat.h>.
     public static final int S_IFMT = 0xF000;
@@ -84,6 +86,29 @@ public record InodeRecord(
         return type() == S_IFLNK;
     }
 
+    public Builder toBuilder() {
+        return new Builder(this);
+    }
+
+    /** A mutable copy for building the next version of a record. */
+    public static final class Builder {
+        public int mode, uid, gid, nlink, flags;
+        public long size, rdev, generation, extentRoot, blocks, parent;
+        public Timespec atime, mtime, ctime, crtime;
+        public byte[] inline;
+
+        Builder(InodeRecord r) {
+            mode = r.mode; uid = r.uid; gid = r.gid; nlink = r.nlink; size = r.size; rdev = r.rdev;
+            atime = r.atime; mtime = r.mtime; ctime = r.ctime; crtime = r.crtime; generation = r.generation;
+            flags = r.flags; extentRoot = r.extentRoot; blocks = r.blocks; parent = r.parent; inline = r.inline;
+        }
+
+        public InodeRecord build() {
+            return new InodeRecord(mode, uid, gid, nlink, size, rdev, atime, mtime, ctime, crtime, generation, flags,
+                    extentRoot, blocks, parent, inline);
+        }
+    }
+
     public byte[] encode() {
         byte[] out = new byte[SIZE];
         MemorySegment s = MemorySegment.ofArray(out);
@@ -102,7 +127,8 @@ public record InodeRecord(
         s.set(U32, 92, inline.length);
         s.set(U64, 96, extentRoot);
         s.set(U64, 104, blocks);
-        System.arraycopy(inline, 0, out, 112, inline.length);
+        s.set(U64, 112, parent);
+        System.arraycopy(inline, 0, out, 120, inline.length);
         return out;
     }
 
@@ -118,7 +144,7 @@ public record InodeRecord(
         }
         return new InodeRecord(s.get(U32, 0), s.get(U32, 4), s.get(U32, 8), s.get(U32, 12), s.get(U64, 16),
                 s.get(U64, 24), time(s, 32), time(s, 44), time(s, 56), time(s, 68), s.get(U64, 80), s.get(U32, 88),
-                s.get(U64, 96), s.get(U64, 104), Arrays.copyOfRange(value, 112, 112 + inlineLength));
+                s.get(U64, 96), s.get(U64, 104), s.get(U64, 112), Arrays.copyOfRange(value, 120, 120 + inlineLength));
     }
 
     private static void putTime(MemorySegment s, long offset, Timespec t) {

@@ -1,0 +1,1093 @@
+package io.coherentfs.core;
+
+import static io.coherentfs.core.inode.InodeRecord.S_IFDIR;
+import static io.coherentfs.core.inode.InodeRecord.S_IFLNK;
+import static io.coherentfs.core.inode.InodeRecord.S_IFMT;
+import static io.coherentfs.core.inode.InodeRecord.S_IFREG;
+
+import io.coherentfs.blockdev.AlignedBufferPool;
+import io.coherentfs.blockdev.BlockDevice;
+import io.coherentfs.blockdev.error.Errno;
+import io.coherentfs.blockdev.error.ErrnoException;
+import io.coherentfs.core.btree.BTree;
+import io.coherentfs.core.btree.BTreeCursor;
+import io.coherentfs.core.btree.NodeStore;
+import io.coherentfs.core.dir.DirentCodec;
+import io.coherentfs.core.dir.DirentCodec.Dirent;
+import io.coherentfs.core.extent.ExtentMap;
+import io.coherentfs.core.format.Superblock;
+import io.coherentfs.core.inode.InodeRecord;
+import io.coherentfs.core.inode.Timespec;
+import io.coherentfs.core.journal.JournalOptions;
+import io.coherentfs.core.meta.MetaOp;
+import io.coherentfs.core.meta.MetaReader;
+import io.coherentfs.core.meta.MetaStore;
+import io.coherentfs.core.vfs.Attr;
+import io.coherentfs.core.vfs.Caller;
+import io.coherentfs.core.vfs.DirEntry;
+import io.coherentfs.core.vfs.OpenFile;
+import io.coherentfs.core.vfs.SetAttr;
+import io.coherentfs.core.vfs.StatFs;
+import io.coherentfs.core.vfs.Vfs;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+
+/**
+ * The coherentfs engine: the {@link Vfs} over a {@link BlockDevice}.
+ *
+ * <h2>Locks (DESIGN.md section 4, outermost first)</h2>
+ * <ol>
+ *   <li>{@link LiveInode#rwsem} (i_rwsem), per inode: shared for reads, exclusive for writes and
+ *       truncation.</li>
+ *   <li>A metadata transaction ({@link MetaOp}, a journal handle) is begun next, with no tree
+ *       lock held: beginning may wait for other handles to close.</li>
+ *   <li>{@link #treeLock} (tier 5): every B+tree and the allocator; exclusive to change, shared
+ *       to look. Device IO for file data is done without it.</li>
+ * </ol>
+ *
+ * <h2>Failure atomicity</h2>
+ * Every operation checks its arguments (ENOENT, EEXIST, ENOTDIR, ...) before it changes
+ * anything, and namespace operations refuse with ENOSPC up front unless the blocks their tree
+ * changes may need are available. A failure after the first change cannot be rolled back (journal
+ * handles have no undo): the journal is aborted and the filesystem turns read-only; the image on
+ * disk stays consistent and the next mount replays what committed.
+ *
+ * <h2>Unlinked but in use</h2>
+ * An inode whose last link goes while it has lookups or open files is put on the orphan tree in
+ * the same transaction, and freed when the last reference goes, or at the next mount after a
+ * crash.
+ */
+public final class CoherentFs implements Vfs {
+    /** How the filesystem is mounted. */
+    public record Options(boolean readOnly, JournalOptions journal) {
+        public static final Options DEFAULT = new Options(false, JournalOptions.DEFAULTS);
+
+        public Options withReadOnly(boolean ro) {
+            return new Options(ro, journal);
+        }
+    }
+
+    static final int BLOCK = 4096;
+    /** Largest file: 16 TiB (logical block numbers stay far from overflow). */
+    public static final long MAX_FILE_SIZE = 1L << 44;
+    /** ext4's limit on hard links. */
+    static final int LINK_MAX = 65000;
+    /** Journal credits of a namespace operation: a few records in three trees, each may split up to the root. */
+    static final int NAMESPACE_CREDITS = 64;
+    /** Extents truncate removes per transaction. */
+    static final int EXTENTS_PER_TRUNCATE_STEP = 8;
+
+    private static final int S_ISUID = 04000;
+    private static final int S_ISGID = 02000;
+
+    private final BlockDevice device;
+    private final AlignedBufferPool pool;
+    private final MetaStore meta;
+    private final Trees trees;
+    private final FileData data;
+    private final ReentrantReadWriteLock treeLock = new ReentrantReadWriteLock();
+    private final ConcurrentHashMap<Long, LiveInode> live = new ConcurrentHashMap<>();
+    private final ConcurrentHashMap<Long, OpenFile> openFiles = new ConcurrentHashMap<>();
+    private final AtomicLong nextFileId = new AtomicLong(1);
+    private volatile boolean closed;
+
+    /** In-memory state of an inode in use: its i_rwsem and reference counts. */
+    static final class LiveInode {
+        final ReentrantReadWriteLock rwsem = new ReentrantReadWriteLock();
+        /** Guarded by this. */
+        long lookups;
+        /** Guarded by this. */
+        int opens;
+
+        synchronized boolean unused() {
+            return lookups == 0 && opens == 0;
+        }
+    }
+
+    private CoherentFs(BlockDevice device, AlignedBufferPool pool, MetaStore meta) {
+        this.device = device;
+        this.pool = pool;
+        this.meta = meta;
+        this.trees = new Trees(meta);
+        this.data = new FileData(this, device, pool);
+    }
+
+    // ---- life cycle ----------------------------------------------------------------------------
+
+    /**
+     * Formats {@code device}: journal, bitmap, the filesystem-wide trees and an empty root
+     * directory (mode 0755, owned by {@code owner}). The device stays open.
+     */
+    public static Superblock mkfs(BlockDevice device, String label, UUID uuid, Caller owner) throws IOException {
+        try (AlignedBufferPool pool = new AlignedBufferPool()) {
+            MetaStore.format(device, pool, label, uuid);
+            try (MetaStore meta = MetaStore.mount(device, pool, JournalOptions.DEFAULTS, false)) {
+                Trees trees = new Trees(meta);
+                try (MetaOp op = meta.begin(NAMESPACE_CREDITS)) {
+                    trees.createAll(op);
+                    Timespec now = Timespec.now();
+                    InodeRecord root = new InodeRecord(S_IFDIR | 0755, owner.uid(), owner.gid(), 2, 0, 0, now, now,
+                            now, now, 1, 0, 0, 0, ROOT, null);
+                    trees.inodes(op, op).insert(Trees.inoKey(ROOT), root.encode());
+                    meta.update(op, s -> {
+                        Superblock.Builder b = s.toBuilder();
+                        b.rootInode = ROOT;
+                        b.nextInode = ROOT + 1;
+                        b.nextGeneration = 2;
+                        return b.build();
+                    });
+                }
+                return meta.superblock();
+            }
+        }
+    }
+
+    /** Mounts the coherentfs on {@code device} (replaying its journal). The device stays the caller's. */
+    public static CoherentFs open(BlockDevice device, Options options) throws IOException {
+        AlignedBufferPool pool = new AlignedBufferPool();
+        try {
+            MetaStore meta = MetaStore.mount(device, pool, options.journal(), options.readOnly());
+            CoherentFs fs = new CoherentFs(device, pool, meta);
+            if (!options.readOnly()) {
+                fs.reapOrphans();
+            }
+            return fs;
+        } catch (IOException | RuntimeException e) {
+            pool.close();
+            throw e;
+        }
+    }
+
+    public Superblock superblock() {
+        return meta.superblock();
+    }
+
+    public MetaStore meta() {
+        return meta;
+    }
+
+    // ---- transactions --------------------------------------------------------------------------
+
+    @FunctionalInterface
+    interface Change<T> {
+        T apply(MetaOp op) throws IOException;
+    }
+
+    @FunctionalInterface
+    interface Look<T> {
+        T apply(NodeStore store) throws IOException;
+    }
+
+    /** Runs {@code change} in a transaction of its own under the exclusive tree lock. */
+    <T> T change(int credits, Change<T> change) throws IOException {
+        checkOpen();
+        MetaOp op = meta.begin(credits);
+        boolean failed = true;
+        treeLock.writeLock().lock();
+        try {
+            T result = change.apply(op);
+            failed = false;
+            return result;
+        } catch (IOException | RuntimeException e) {
+            if (op.modified()) {
+                meta.journal().abort(e);
+            }
+            throw e;
+        } finally {
+            treeLock.writeLock().unlock();
+            if (failed && op.modified()) {
+                op.closeAborted();
+            } else {
+                op.close();
+            }
+        }
+    }
+
+    /** Runs {@code look} over a read-only view under the shared tree lock. */
+    <T> T look(Look<T> look) throws IOException {
+        checkOpen();
+        treeLock.readLock().lock();
+        try {
+            return look.apply(new MetaReader(meta.cache()));
+        } finally {
+            treeLock.readLock().unlock();
+        }
+    }
+
+    private void checkOpen() throws ErrnoException {
+        if (closed) {
+            throw new ErrnoException(Errno.EIO, "vfs", "the filesystem is closed");
+        }
+    }
+
+    private void requireSpace(long blocks) throws ErrnoException {
+        if (meta.allocator().statfs().availableBlocks() < blocks) {
+            throw new ErrnoException.NoSpaceException("vfs", "no room for the metadata this change needs");
+        }
+    }
+
+    // ---- inode records -------------------------------------------------------------------------
+
+    InodeRecord load(BTree inodes, long ino) throws IOException {
+        byte[] v = inodes.get(Trees.inoKey(ino));
+        if (v == null) {
+            throw new ErrnoException.NoEntryException("vfs", "inode " + ino + " does not exist");
+        }
+        return InodeRecord.decode(v, ino);
+    }
+
+    InodeRecord load(NodeStore store, long ino) throws IOException {
+        return load(trees.inodes(store, null), ino);
+    }
+
+    void save(BTree inodes, long ino, InodeRecord r) throws IOException {
+        inodes.insert(Trees.inoKey(ino), r.encode());
+    }
+
+    BTree inodes(MetaOp op) throws IOException {
+        return trees.inodes(op, op);
+    }
+
+    /** The extent map of {@code ino} for changing, created when {@code create}; null for none. */
+    ExtentMap extentsForChange(MetaOp op, BTree inodes, long ino, boolean create) throws IOException {
+        InodeRecord r = load(inodes, ino);
+        return Trees.extents(op, ino, r.extentRoot(), create, root -> {
+            try {
+                InodeRecord now = load(inodes, ino);
+                if (now.extentRoot() != root) {
+                    InodeRecord.Builder b = now.toBuilder();
+                    b.extentRoot = root;
+                    save(inodes, ino, b.build());
+                }
+                return null;
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        });
+    }
+
+    /** The extent map of {@code ino} for looking, or null for none. */
+    ExtentMap extentsForLook(NodeStore store, long ino) throws IOException {
+        InodeRecord r = load(store, ino);
+        return Trees.extents(store, ino, r.extentRoot(), false, root -> {
+            throw new IllegalStateException("a lookup moved the root of inode " + ino + "'s extent map");
+        });
+    }
+
+    LiveInode liveInode(long ino) {
+        return live.computeIfAbsent(ino, k -> new LiveInode());
+    }
+
+    private static Timespec now() {
+        return Timespec.now();
+    }
+
+    private static int typeBits(int mode) {
+        return mode & S_IFMT;
+    }
+
+    private static ErrnoException err(Errno e, String call, String detail) {
+        return ErrnoException.of(e.code(), call, detail);
+    }
+
+    private static void checkName(String call, byte[] name) throws ErrnoException {
+        try {
+            DirentCodec.checkName(name);
+        } catch (DirentCodec.NameTooLongException e) {
+            throw err(Errno.ENAMETOOLONG, call, e.getMessage());
+        } catch (IllegalArgumentException e) {
+            throw err(Errno.EINVAL, call, e.getMessage());
+        }
+    }
+
+    private static boolean isDot(byte[] name) {
+        return name.length == 1 && name[0] == '.';
+    }
+
+    private static boolean isDotDot(byte[] name) {
+        return name.length == 2 && name[0] == '.' && name[1] == '.';
+    }
+
+    // ---- directory entries ---------------------------------------------------------------------
+
+    /** The entry {@code name} of directory {@code dir}, or null. */
+    static Dirent findEntry(BTree dirents, long dir, byte[] name) throws IOException {
+        long hash = DirentCodec.nameHash(name);
+        BTreeCursor c = dirents.scan(DirentCodec.key(dir, DirentCodec.position(hash, 0)));
+        while (c.next()) {
+            Dirent d = DirentCodec.decode(c.key(), c.value());
+            if (d.parent() != dir || d.position() >>> DirentCodec.COUNTER_BITS != hash) {
+                return null;
+            }
+            if (Arrays.equals(d.name(), name)) {
+                return d;
+            }
+        }
+        return null;
+    }
+
+    static void addEntry(BTree dirents, long dir, byte[] name, long child, int type) throws IOException {
+        long hash = DirentCodec.nameHash(name);
+        BTreeCursor c = dirents.scan(DirentCodec.key(dir, DirentCodec.position(hash, 0)));
+        int counter = 0;
+        while (c.next()) {
+            long pos = DirentCodec.keyPosition(c.key());
+            if (DirentCodec.keyParent(c.key()) != dir || pos >>> DirentCodec.COUNTER_BITS != hash
+                    || (pos & DirentCodec.MAX_COUNTER) != counter) {
+                break;
+            }
+            counter++;
+        }
+        if (counter > DirentCodec.MAX_COUNTER) {
+            throw err(Errno.ENOSPC, "vfs", "too many names with one hash in directory " + dir);
+        }
+        dirents.insert(DirentCodec.key(dir, DirentCodec.position(hash, counter)),
+                DirentCodec.value(child, type >> 12, name));
+    }
+
+    static void removeEntry(BTree dirents, Dirent d) throws IOException {
+        dirents.delete(DirentCodec.key(d.parent(), d.position()));
+    }
+
+    static boolean isEmptyDirectory(BTree dirents, long dir) throws IOException {
+        BTree.Entry e = dirents.ceiling(DirentCodec.key(dir, 0));
+        return e == null || DirentCodec.keyParent(e.key()) != dir;
+    }
+
+    private InodeRecord directory(BTree inodes, long ino, String call) throws IOException {
+        InodeRecord r = load(inodes, ino);
+        if (!r.isDirectory()) {
+            throw err(Errno.ENOTDIR, call, "inode " + ino + " is not a directory");
+        }
+        if (r.nlink() == 0) {
+            throw err(Errno.ENOENT, call, "directory " + ino + " has been removed");
+        }
+        return r;
+    }
+
+    /** Parent changes with an entry added or removed: mtime and ctime now, nlink adjusted. */
+    private void touchParent(BTree inodes, long dir, InodeRecord r, int nlinkDelta) throws IOException {
+        InodeRecord.Builder b = r.toBuilder();
+        Timespec t = now();
+        b.mtime = t;
+        b.ctime = t;
+        b.nlink += nlinkDelta;
+        save(inodes, dir, b.build());
+    }
+
+    // ---- Vfs: names ----------------------------------------------------------------------------
+
+    @Override
+    public Attr lookup(long parent, byte[] name) throws IOException {
+        if (name.length > DirentCodec.NAME_MAX) {
+            throw err(Errno.ENAMETOOLONG, "lookup", name.length + " bytes");
+        }
+        Attr a = look(store -> {
+            BTree inodes = trees.inodes(store, null);
+            InodeRecord dir = directory(inodes, parent, "lookup");
+            long child;
+            if (isDot(name)) {
+                child = parent;
+            } else if (isDotDot(name)) {
+                child = dir.parent();
+            } else {
+                Dirent d = findEntry(trees.dirents(store, null), parent, name);
+                if (d == null) {
+                    throw err(Errno.ENOENT, "lookup", "no entry '" + new String(name) + "' in directory " + parent);
+                }
+                child = d.child();
+            }
+            return Attr.of(child, load(inodes, child));
+        });
+        LiveInode li = liveInode(a.ino());
+        synchronized (li) {
+            li.lookups++;
+        }
+        return a;
+    }
+
+    @Override
+    public void forget(long ino, long lookups) throws IOException {
+        LiveInode li = live.get(ino);
+        if (li == null) {
+            return;
+        }
+        synchronized (li) {
+            li.lookups = Math.max(0, li.lookups - lookups);
+        }
+        evictIfUnused(ino, li);
+    }
+
+    @Override
+    public Attr getattr(long ino) throws IOException {
+        return look(store -> Attr.of(ino, load(store, ino)));
+    }
+
+    @Override
+    public Attr mknod(long parent, byte[] name, int mode, long rdev, Caller caller) throws IOException {
+        int type = typeBits(mode);
+        if (type == 0) {
+            mode |= S_IFREG;
+        } else if (type == S_IFDIR || type == S_IFLNK) {
+            throw err(Errno.EINVAL, "mknod", "use mkdir or symlink for this type");
+        }
+        return create(parent, name, mode, rdev, caller, null, "mknod");
+    }
+
+    @Override
+    public Attr mkdir(long parent, byte[] name, int mode, Caller caller) throws IOException {
+        return create(parent, name, S_IFDIR | (mode & 07777), 0, caller, null, "mkdir");
+    }
+
+    @Override
+    public Attr symlink(long parent, byte[] name, byte[] target, Caller caller) throws IOException {
+        if (target.length == 0) {
+            throw err(Errno.ENOENT, "symlink", "empty target");
+        }
+        if (target.length >= BLOCK) {
+            throw err(Errno.ENAMETOOLONG, "symlink", "target of " + target.length + " bytes");
+        }
+        return create(parent, name, S_IFLNK | 0777, 0, caller, target, "symlink");
+    }
+
+    private Attr create(long parent, byte[] name, int mode, long rdev, Caller caller, byte[] symlinkTarget,
+            String call) throws IOException {
+        checkName(call, name);
+        if (isDot(name) || isDotDot(name)) {
+            throw err(Errno.EEXIST, call, "'" + new String(name) + "'");
+        }
+        requireSpace(NAMESPACE_CREDITS);
+        Attr a = change(NAMESPACE_CREDITS, op -> {
+            BTree inodes = inodes(op);
+            BTree dirents = trees.dirents(op, op);
+            InodeRecord dir = directory(inodes, parent, call);
+            if (findEntry(dirents, parent, name) != null) {
+                throw err(Errno.EEXIST, call, "'" + new String(name) + "' exists in directory " + parent);
+            }
+            boolean isDir = typeBits(mode) == S_IFDIR;
+            int newMode = mode;
+            int gid = caller.gid();
+            if ((dir.mode() & S_ISGID) != 0) {
+                gid = dir.gid();
+                if (isDir) {
+                    newMode |= S_ISGID;
+                }
+            }
+            long[] ids = allocateInode(op);
+            long ino = ids[0];
+            Timespec t = now();
+            boolean longLink = symlinkTarget != null && symlinkTarget.length > InodeRecord.INLINE_CAPACITY;
+            InodeRecord rec = new InodeRecord(newMode, caller.uid(), gid, isDir ? 2 : 1,
+                    symlinkTarget == null ? 0 : symlinkTarget.length, rdev, t, t, t, t, ids[1], 0, 0, 0,
+                    isDir ? parent : 0, symlinkTarget != null && !longLink ? symlinkTarget : null);
+            save(inodes, ino, rec);
+            if (longLink) {
+                data.writeSymlinkBlock(op, inodes, ino, symlinkTarget);
+                rec = load(inodes, ino);
+            }
+            addEntry(dirents, parent, name, ino, newMode);
+            touchParent(inodes, parent, dir, isDir ? 1 : 0);
+            return Attr.of(ino, rec);
+        });
+        LiveInode li = liveInode(a.ino());
+        synchronized (li) {
+            li.lookups++;
+        }
+        return a;
+    }
+
+    /** A new inode number and generation, from the superblock's counters. */
+    private long[] allocateInode(MetaOp op) {
+        long[] got = new long[2];
+        meta.update(op, s -> {
+            Superblock.Builder b = s.toBuilder();
+            got[0] = b.nextInode++;
+            got[1] = b.nextGeneration++;
+            return b.build();
+        });
+        return got;
+    }
+
+    @Override
+    public byte[] readlink(long ino) throws IOException {
+        InodeRecord r = look(store -> load(store, ino));
+        if (!r.isSymlink()) {
+            throw err(Errno.EINVAL, "readlink", "inode " + ino + " is not a symbolic link");
+        }
+        if (r.size() <= InodeRecord.INLINE_CAPACITY) {
+            return r.inline();
+        }
+        byte[] target = new byte[(int) r.size()];
+        data.read(ino, 0, MemorySegment.ofArray(target), r.size());
+        return target;
+    }
+
+    @Override
+    public Attr link(long ino, long newParent, byte[] newName) throws IOException {
+        checkName("link", newName);
+        requireSpace(NAMESPACE_CREDITS);
+        Attr a = change(NAMESPACE_CREDITS, op -> {
+            BTree inodes = inodes(op);
+            BTree dirents = trees.dirents(op, op);
+            InodeRecord r = load(inodes, ino);
+            if (r.isDirectory()) {
+                throw err(Errno.EPERM, "link", "hard links to directories are not allowed");
+            }
+            if (r.nlink() == 0) {
+                throw err(Errno.ENOENT, "link", "inode " + ino + " has been removed");
+            }
+            if (r.nlink() >= LINK_MAX) {
+                throw err(Errno.EMLINK, "link", "inode " + ino + " has " + r.nlink() + " links");
+            }
+            InodeRecord dir = directory(inodes, newParent, "link");
+            if (isDot(newName) || isDotDot(newName) || findEntry(dirents, newParent, newName) != null) {
+                throw err(Errno.EEXIST, "link", "'" + new String(newName) + "' exists in directory " + newParent);
+            }
+            addEntry(dirents, newParent, newName, ino, r.mode());
+            InodeRecord.Builder b = r.toBuilder();
+            b.nlink++;
+            b.ctime = now();
+            InodeRecord linked = b.build();
+            save(inodes, ino, linked);
+            touchParent(inodes, newParent, dir, 0);
+            return Attr.of(ino, linked);
+        });
+        LiveInode li = liveInode(ino);
+        synchronized (li) {
+            li.lookups++;
+        }
+        return a;
+    }
+
+    @Override
+    public void unlink(long parent, byte[] name) throws IOException {
+        removeName(parent, name, false);
+    }
+
+    @Override
+    public void rmdir(long parent, byte[] name) throws IOException {
+        if (isDot(name)) {
+            throw err(Errno.EINVAL, "rmdir", "cannot remove '.'");
+        }
+        if (isDotDot(name)) {
+            throw err(Errno.ENOTEMPTY, "rmdir", "cannot remove '..'");
+        }
+        removeName(parent, name, true);
+    }
+
+    private void removeName(long parent, byte[] name, boolean directory) throws IOException {
+        String call = directory ? "rmdir" : "unlink";
+        if (name.length > DirentCodec.NAME_MAX) {
+            throw err(Errno.ENAMETOOLONG, call, name.length + " bytes");
+        }
+        long victim = change(NAMESPACE_CREDITS, op -> {
+            BTree inodes = inodes(op);
+            BTree dirents = trees.dirents(op, op);
+            InodeRecord dir = directory(inodes, parent, call);
+            Dirent d = findEntry(dirents, parent, name);
+            if (d == null) {
+                throw err(Errno.ENOENT, call, "no entry '" + new String(name) + "' in directory " + parent);
+            }
+            InodeRecord r = load(inodes, d.child());
+            if (directory && !r.isDirectory()) {
+                throw err(Errno.ENOTDIR, call, "'" + new String(name) + "' is not a directory");
+            }
+            if (!directory && r.isDirectory()) {
+                throw err(Errno.EISDIR, call, "'" + new String(name) + "' is a directory");
+            }
+            if (directory && !isEmptyDirectory(dirents, d.child())) {
+                throw err(Errno.ENOTEMPTY, call, "directory '" + new String(name) + "' is not empty");
+            }
+            removeEntry(dirents, d);
+            touchParent(inodes, parent, dir, directory ? -1 : 0);
+            dropLink(op, inodes, d.child(), r, directory);
+            return d.child();
+        });
+        LiveInode li = live.get(victim);
+        if (li == null || li.unused()) {
+            evictIfUnused(victim, li);
+        }
+    }
+
+    /**
+     * One link of {@code ino} is gone: nlink down (to 0 for a directory), ctime now, and at 0
+     * links the inode goes on the orphan tree until {@link #evict} frees it.
+     */
+    private void dropLink(MetaOp op, BTree inodes, long ino, InodeRecord r, boolean directory) throws IOException {
+        InodeRecord.Builder b = r.toBuilder();
+        b.nlink = directory ? 0 : r.nlink() - 1;
+        b.ctime = now();
+        if (b.nlink == 0) {
+            b.flags |= InodeRecord.FLAG_ORPHAN;
+            trees.orphans(op, op).insert(Trees.inoKey(ino), new byte[0]);
+        }
+        save(inodes, ino, b.build());
+    }
+
+    @Override
+    public void rename(long parent, byte[] name, long newParent, byte[] newName, int flags) throws IOException {
+        checkName("rename", name);
+        checkName("rename", newName);
+        if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) != 0
+                || flags == (RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+            throw err(Errno.EINVAL, "rename", "flags 0x" + Integer.toHexString(flags));
+        }
+        if (isDot(name) || isDotDot(name) || isDot(newName) || isDotDot(newName)) {
+            throw err(isDotDot(newName) || isDot(newName) ? Errno.EBUSY : Errno.EINVAL, "rename", "'.' or '..'");
+        }
+        boolean exchange = (flags & RENAME_EXCHANGE) != 0;
+        requireSpace(NAMESPACE_CREDITS);
+        long[] replaced = {0};
+        change(NAMESPACE_CREDITS, op -> {
+            BTree inodes = inodes(op);
+            BTree dirents = trees.dirents(op, op);
+            InodeRecord from = directory(inodes, parent, "rename");
+            InodeRecord to = parent == newParent ? from : directory(inodes, newParent, "rename");
+            Dirent src = findEntry(dirents, parent, name);
+            if (src == null) {
+                throw err(Errno.ENOENT, "rename", "no entry '" + new String(name) + "' in directory " + parent);
+            }
+            Dirent dst = findEntry(dirents, newParent, newName);
+            InodeRecord moving = load(inodes, src.child());
+            if (dst != null && dst.child() == src.child()) {
+                return null;  // both names are links to one inode: nothing to do (POSIX)
+            }
+            if (exchange && dst == null) {
+                throw err(Errno.ENOENT, "rename", "RENAME_EXCHANGE with no '" + new String(newName) + "'");
+            }
+            if ((flags & RENAME_NOREPLACE) != 0 && dst != null) {
+                throw err(Errno.EEXIST, "rename", "'" + new String(newName) + "' exists");
+            }
+            InodeRecord target = dst == null ? null : load(inodes, dst.child());
+            if (moving.isDirectory() && parent != newParent && isAncestor(inodes, src.child(), newParent)) {
+                throw err(Errno.EINVAL, "rename", "cannot move a directory into itself");
+            }
+            if (exchange && target.isDirectory() && parent != newParent && isAncestor(inodes, dst.child(), parent)) {
+                throw err(Errno.EINVAL, "rename", "cannot move a directory into itself");
+            }
+            if (!exchange && target != null) {
+                if (moving.isDirectory() && !target.isDirectory()) {
+                    throw err(Errno.ENOTDIR, "rename", "'" + new String(newName) + "' is not a directory");
+                }
+                if (!moving.isDirectory() && target.isDirectory()) {
+                    throw err(Errno.EISDIR, "rename", "'" + new String(newName) + "' is a directory");
+                }
+                if (target.isDirectory() && !isEmptyDirectory(dirents, dst.child())) {
+                    throw err(Errno.ENOTEMPTY, "rename", "'" + new String(newName) + "' is not empty");
+                }
+            }
+            Timespec t = now();
+            if (exchange) {
+                removeEntry(dirents, src);
+                removeEntry(dirents, dst);
+                addEntry(dirents, parent, name, dst.child(), target.mode());
+                addEntry(dirents, newParent, newName, src.child(), moving.mode());
+                reparent(inodes, src.child(), moving, newParent, t);
+                reparent(inodes, dst.child(), load(inodes, dst.child()), parent, t);
+                int delta = (moving.isDirectory() ? 1 : 0) - (target.isDirectory() ? 1 : 0);
+                touchParent(inodes, parent, load(inodes, parent), parent == newParent ? 0 : -delta);
+                if (parent != newParent) {
+                    touchParent(inodes, newParent, load(inodes, newParent), delta);
+                }
+                return null;
+            }
+            if (dst != null) {
+                removeEntry(dirents, dst);
+                dropLink(op, inodes, dst.child(), target, target.isDirectory());
+                replaced[0] = dst.child();
+                if (target.isDirectory()) {
+                    touchParent(inodes, newParent, load(inodes, newParent), -1);
+                }
+            }
+            removeEntry(dirents, src);
+            addEntry(dirents, newParent, newName, src.child(), moving.mode());
+            reparent(inodes, src.child(), moving, newParent, t);
+            int delta = moving.isDirectory() && parent != newParent ? 1 : 0;
+            touchParent(inodes, parent, load(inodes, parent), -delta);
+            if (parent != newParent) {
+                touchParent(inodes, newParent, load(inodes, newParent), delta);
+            }
+            return null;
+        });
+        if (replaced[0] != 0) {
+            LiveInode li = live.get(replaced[0]);
+            if (li == null || li.unused()) {
+                evictIfUnused(replaced[0], li);
+            }
+        }
+    }
+
+    /** The moved inode's ctime, and its ".." when it is a directory. */
+    private void reparent(BTree inodes, long ino, InodeRecord r, long newParent, Timespec t) throws IOException {
+        InodeRecord.Builder b = r.toBuilder();
+        b.ctime = t;
+        if (r.isDirectory()) {
+            b.parent = newParent;
+        }
+        save(inodes, ino, b.build());
+    }
+
+    /** True when directory {@code ancestor} is {@code dir} or one of its ancestors. */
+    private boolean isAncestor(BTree inodes, long ancestor, long dir) throws IOException {
+        long d = dir;
+        for (int depth = 0; depth < 4096; depth++) {
+            if (d == ancestor) {
+                return true;
+            }
+            if (d == ROOT) {
+                return false;
+            }
+            d = load(inodes, d).parent();
+        }
+        throw err(Errno.ELOOP, "rename", "directory chain deeper than 4096");
+    }
+
+    // ---- Vfs: attributes -----------------------------------------------------------------------
+
+    @Override
+    public Attr setattr(long ino, SetAttr c) throws IOException {
+        if (c.size() != null) {
+            truncate(ino, c.size());
+        }
+        if (c.mode() == null && c.uid() == null && c.gid() == null && c.atime() == null && !c.atimeNow()
+                && c.mtime() == null && !c.mtimeNow()) {
+            if (c.size() != null) {
+                return getattr(ino);
+            }
+        }
+        return change(NAMESPACE_CREDITS, op -> {
+            BTree inodes = inodes(op);
+            InodeRecord r = load(inodes, ino);
+            InodeRecord.Builder b = r.toBuilder();
+            Timespec t = now();
+            if (c.mode() != null) {
+                b.mode = r.type() | (c.mode() & 07777);
+            }
+            boolean ownerChanges = (c.uid() != null && c.uid() != r.uid()) || (c.gid() != null && c.gid() != r.gid());
+            if (c.uid() != null) {
+                b.uid = c.uid();
+            }
+            if (c.gid() != null) {
+                b.gid = c.gid();
+            }
+            if (ownerChanges && !r.isDirectory()) {
+                // chown clears set-user-ID, and set-group-ID when group-executable (as Linux does).
+                b.mode &= ~S_ISUID;
+                if ((b.mode & 010) != 0) {
+                    b.mode &= ~S_ISGID;
+                }
+            }
+            if (c.atimeNow()) {
+                b.atime = t;
+            } else if (c.atime() != null) {
+                b.atime = c.atime();
+            }
+            if (c.mtimeNow()) {
+                b.mtime = t;
+            } else if (c.mtime() != null) {
+                b.mtime = c.mtime();
+            }
+            b.ctime = t;
+            InodeRecord updated = b.build();
+            save(inodes, ino, updated);
+            return Attr.of(ino, updated);
+        });
+    }
+
+    /** Changes a regular file's size: shrinking frees blocks past the end and zeroes the last block's tail. */
+    void truncate(long ino, long size) throws IOException {
+        if (size < 0) {
+            throw err(Errno.EINVAL, "truncate", "negative size " + size);
+        }
+        if (size > MAX_FILE_SIZE) {
+            throw err(Errno.EFBIG, "truncate", size + " bytes exceeds the largest file, " + MAX_FILE_SIZE);
+        }
+        LiveInode li = liveInode(ino);
+        li.rwsem.writeLock().lock();
+        try {
+            InodeRecord r = look(store -> load(store, ino));
+            if (r.isDirectory()) {
+                throw err(Errno.EISDIR, "truncate", "inode " + ino + " is a directory");
+            }
+            if (!r.isRegular()) {
+                throw err(Errno.EINVAL, "truncate", "inode " + ino + " is not a regular file");
+            }
+            if (size < r.size()) {
+                data.zeroTail(ino, size);
+                freeBlocksFrom(ino, (size + BLOCK - 1) / BLOCK);
+            }
+            change(NAMESPACE_CREDITS, op -> {
+                BTree inodes = inodes(op);
+                InodeRecord.Builder b = load(inodes, ino).toBuilder();
+                Timespec t = now();
+                b.size = size;
+                b.mtime = t;
+                b.ctime = t;
+                save(inodes, ino, b.build());
+                return null;
+            });
+        } finally {
+            li.rwsem.writeLock().unlock();
+        }
+    }
+
+    /** Unmaps and frees every block from logical block {@code from} on, a few extents per transaction. */
+    void freeBlocksFrom(long ino, long from) throws IOException {
+        while (true) {
+            boolean more = change(NAMESPACE_CREDITS, op -> {
+                BTree inodes = inodes(op);
+                ExtentMap map = extentsForChange(op, inodes, ino, false);
+                if (map == null) {
+                    return false;
+                }
+                List<long[]> freed = map.removeFrom(from, EXTENTS_PER_TRUNCATE_STEP);
+                long blocks = 0;
+                for (long[] run : freed) {
+                    op.freeExtent(run[0], run[1]);
+                    blocks += run[1];
+                }
+                if (blocks > 0) {
+                    InodeRecord.Builder b = load(inodes, ino).toBuilder();
+                    b.blocks -= blocks;
+                    save(inodes, ino, b.build());
+                }
+                return !freed.isEmpty();
+            });
+            if (!more) {
+                return;
+            }
+        }
+    }
+
+    // ---- Vfs: files ----------------------------------------------------------------------------
+
+    @Override
+    public OpenFile open(long ino, int flags) throws IOException {
+        InodeRecord r = look(store -> load(store, ino));
+        OpenFile f = new OpenFile(nextFileId.getAndIncrement(), ino, flags);
+        if (r.isDirectory() && f.writable()) {
+            throw err(Errno.EISDIR, "open", "inode " + ino + " is a directory");
+        }
+        if (r.nlink() == 0 && live.get(ino) == null) {
+            throw err(Errno.ENOENT, "open", "inode " + ino + " has been removed");
+        }
+        LiveInode li = liveInode(ino);
+        synchronized (li) {
+            li.opens++;
+        }
+        openFiles.put(f.id(), f);
+        if ((flags & OpenFile.O_TRUNC) != 0 && f.writable() && r.isRegular() && r.size() > 0) {
+            truncate(ino, 0);
+        }
+        return f;
+    }
+
+    @Override
+    public void release(OpenFile file) throws IOException {
+        if (openFiles.remove(file.id()) == null) {
+            return;
+        }
+        LiveInode li = live.get(file.ino());
+        if (li != null) {
+            synchronized (li) {
+                li.opens--;
+            }
+            evictIfUnused(file.ino(), li);
+        }
+    }
+
+    private void checkOpenFile(OpenFile file, boolean write, String call) throws ErrnoException {
+        if (!openFiles.containsKey(file.id())) {
+            throw err(Errno.EBADF, call, "file handle " + file.id() + " is not open");
+        }
+        if (write ? !file.writable() : !file.readable()) {
+            throw err(Errno.EBADF, call, "file not open for " + (write ? "writing" : "reading"));
+        }
+    }
+
+    @Override
+    public int read(OpenFile file, long offset, MemorySegment dst) throws IOException {
+        checkOpenFile(file, false, "read");
+        if (offset < 0) {
+            throw err(Errno.EINVAL, "read", "negative offset");
+        }
+        LiveInode li = liveInode(file.ino());
+        li.rwsem.readLock().lock();
+        try {
+            InodeRecord r = look(store -> load(store, file.ino()));
+            if (r.isDirectory()) {
+                throw err(Errno.EISDIR, "read", "inode " + file.ino() + " is a directory");
+            }
+            return data.read(file.ino(), offset, dst, r.size());
+        } finally {
+            li.rwsem.readLock().unlock();
+        }
+    }
+
+    @Override
+    public int write(OpenFile file, long offset, MemorySegment src) throws IOException {
+        checkOpenFile(file, true, "write");
+        if (offset < 0) {
+            throw err(Errno.EINVAL, "write", "negative offset");
+        }
+        LiveInode li = liveInode(file.ino());
+        li.rwsem.writeLock().lock();
+        try {
+            InodeRecord r = look(store -> load(store, file.ino()));
+            long pos = (file.flags() & OpenFile.O_APPEND) != 0 ? r.size() : offset;
+            if (src.byteSize() == 0) {
+                return 0;
+            }
+            if (pos + src.byteSize() > MAX_FILE_SIZE) {
+                throw err(Errno.EFBIG, "write", "the file would exceed " + MAX_FILE_SIZE + " bytes");
+            }
+            data.write(file.ino(), pos, src);
+            if ((file.flags() & OpenFile.O_DSYNC) != 0) {
+                fsync(file, (file.flags() & OpenFile.O_SYNC) != OpenFile.O_SYNC);
+            }
+            return (int) src.byteSize();
+        } finally {
+            li.rwsem.writeLock().unlock();
+        }
+    }
+
+    @Override
+    public void fsync(OpenFile file, boolean dataOnly) throws IOException {
+        checkOpen();
+        // Data writes completed before their metadata joined a transaction; the commit's flush
+        // makes both durable. A plain overwrite may have nothing to commit: flush anyway.
+        meta.commit();
+        device.flush();
+    }
+
+    // ---- Vfs: directories and the filesystem ---------------------------------------------------
+
+    @Override
+    public List<DirEntry> readdir(long ino, long cookie, int max) throws IOException {
+        return look(store -> {
+            BTree inodes = trees.inodes(store, null);
+            InodeRecord dir = directory(inodes, ino, "readdir");
+            List<DirEntry> out = new ArrayList<>();
+            if (cookie == 0 && out.size() < max) {
+                out.add(new DirEntry(new byte[] {'.'}, ino, S_IFDIR, 1));
+            }
+            if (cookie <= 1 && out.size() < max) {
+                out.add(new DirEntry(new byte[] {'.', '.'}, dir.parent(), S_IFDIR, 2));
+            }
+            BTreeCursor c = trees.dirents(store, null).scan(DirentCodec.key(ino, Math.max(cookie, 0)));
+            while (out.size() < max && c.next()) {
+                Dirent d = DirentCodec.decode(c.key(), c.value());
+                if (d.parent() != ino) {
+                    break;
+                }
+                out.add(new DirEntry(d.name(), d.child(), d.type() << 12, d.position() + 1));
+            }
+            return out;
+        });
+    }
+
+    @Override
+    public StatFs statfs() throws IOException {
+        checkOpen();
+        io.coherentfs.core.alloc.StatFs s = meta.allocator().statfs();
+        long inodesUsed = meta.superblock().nextInode();
+        long inodeRoom = Math.max(s.availableBlocks() * 8, 0);
+        return new StatFs(BLOCK, s.totalBlocks(), s.freeBlocks(), s.availableBlocks(), inodesUsed + inodeRoom,
+                inodeRoom, DirentCodec.NAME_MAX);
+    }
+
+    @Override
+    public void sync() throws IOException {
+        checkOpen();
+        meta.commit();
+        device.flush();
+    }
+
+    // ---- eviction ------------------------------------------------------------------------------
+
+    /** Frees an orphan once nothing references it any more. */
+    private void evictIfUnused(long ino, LiveInode li) throws IOException {
+        if (li != null && !li.unused()) {
+            return;
+        }
+        InodeRecord r;
+        try {
+            r = look(store -> load(store, ino));
+        } catch (ErrnoException e) {
+            live.remove(ino, li);
+            return;
+        }
+        if (r.nlink() == 0 && (r.flags() & InodeRecord.FLAG_ORPHAN) != 0) {
+            evict(ino);
+        }
+        if (li != null && li.unused()) {
+            live.remove(ino, li);
+        }
+    }
+
+    /** Frees an orphan inode: its blocks, its extent map, its record and its orphan entry. */
+    private void evict(long ino) throws IOException {
+        freeBlocksFrom(ino, 0);
+        change(NAMESPACE_CREDITS, op -> {
+            BTree inodes = inodes(op);
+            ExtentMap map = extentsForChange(op, inodes, ino, false);
+            if (map != null) {
+                map.tree().destroy();
+            }
+            inodes.delete(Trees.inoKey(ino));
+            trees.orphans(op, op).delete(Trees.inoKey(ino));
+            return null;
+        });
+    }
+
+    /** Mount: frees every orphan a crash or an unclean unmount left behind. */
+    private void reapOrphans() throws IOException {
+        List<Long> orphans = look(store -> {
+            List<Long> out = new ArrayList<>();
+            BTreeCursor c = trees.orphans(store, null).scan(null);
+            while (c.next()) {
+                out.add(Trees.inoOf(c.key()));
+            }
+            return out;
+        });
+        for (long ino : orphans) {
+            evict(ino);
+        }
+    }
+
+    @Override
+    public void close() throws IOException {
+        if (closed) {
+            return;
+        }
+        try {
+            if (!meta.isReadOnly() && !meta.journal().isAborted()) {
+                for (Long ino : List.copyOf(live.keySet())) {
+                    InodeRecord r;
+                    try {
+                        r = look(store -> load(store, ino));
+                    } catch (ErrnoException e) {
+                        continue;
+                    }
+                    if (r.nlink() == 0 && (r.flags() & InodeRecord.FLAG_ORPHAN) != 0) {
+                        evict(ino);
+                    }
+                }
+            }
+        } finally {
+            closed = true;
+            try {
+                meta.close();
+            } finally {
+                pool.close();
+            }
+        }
+    }
+}
