@@ -29,6 +29,7 @@ import io.coherentfs.core.vfs.OpenFile;
 import io.coherentfs.core.vfs.SetAttr;
 import io.coherentfs.core.vfs.StatFs;
 import io.coherentfs.core.vfs.Vfs;
+import io.coherentfs.core.xattr.XattrCodec;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
@@ -92,6 +93,7 @@ public final class CoherentFs implements Vfs {
     private final MetaStore meta;
     private final Trees trees;
     private final FileData data;
+    private final Xattrs xattrs;
     private final ReentrantReadWriteLock treeLock = new ReentrantReadWriteLock();
     private final ConcurrentHashMap<Long, LiveInode> live = new ConcurrentHashMap<>();
     private final ConcurrentHashMap<Long, OpenFile> openFiles = new ConcurrentHashMap<>();
@@ -105,6 +107,8 @@ public final class CoherentFs implements Vfs {
         long lookups;
         /** Guarded by this. */
         int opens;
+        /** The extent map's sequence: bumped on every change, carried by mappings as their validity cookie. */
+        final AtomicLong extentSequence = new AtomicLong();
 
         synchronized boolean unused() {
             return lookups == 0 && opens == 0;
@@ -117,6 +121,7 @@ public final class CoherentFs implements Vfs {
         this.meta = meta;
         this.trees = new Trees(meta);
         this.data = new FileData(this, device, pool);
+        this.xattrs = new Xattrs(device, pool);
     }
 
     // ---- life cycle ----------------------------------------------------------------------------
@@ -279,6 +284,29 @@ public final class CoherentFs implements Vfs {
         return Trees.extents(store, ino, r.extentRoot(), false, root -> {
             throw new IllegalStateException("a lookup moved the root of inode " + ino + "'s extent map");
         });
+    }
+
+    long extentSequence(long ino) {
+        return liveInode(ino).extentSequence.get();
+    }
+
+    void bumpExtentSequence(long ino) {
+        liveInode(ino).extentSequence.incrementAndGet();
+    }
+
+    /** Frees device runs an extent map let go of, and uncharges them from the inode. */
+    void freeRuns(MetaOp op, BTree inodes, long ino, List<long[]> runs) throws IOException {
+        long blocks = 0;
+        for (long[] run : runs) {
+            op.freeExtent(run[0], run[1]);
+            blocks += run[1];
+        }
+        if (blocks > 0) {
+            bumpExtentSequence(ino);
+            InodeRecord.Builder b = load(inodes, ino).toBuilder();
+            b.blocks -= blocks;
+            save(inodes, ino, b.build());
+        }
     }
 
     LiveInode liveInode(long ino) {
@@ -848,16 +876,7 @@ public final class CoherentFs implements Vfs {
                     return false;
                 }
                 List<long[]> freed = map.removeFrom(from, EXTENTS_PER_TRUNCATE_STEP);
-                long blocks = 0;
-                for (long[] run : freed) {
-                    op.freeExtent(run[0], run[1]);
-                    blocks += run[1];
-                }
-                if (blocks > 0) {
-                    InodeRecord.Builder b = load(inodes, ino).toBuilder();
-                    b.blocks -= blocks;
-                    save(inodes, ino, b.build());
-                }
+                freeRuns(op, inodes, ino, freed);
                 return !freed.isEmpty();
             });
             if (!more) {
@@ -967,6 +986,129 @@ public final class CoherentFs implements Vfs {
         device.flush();
     }
 
+    @Override
+    public void flush(OpenFile file) throws IOException {
+        checkOpenFile(file, false, "flush");
+        // Data goes to the device as it is written; nothing is buffered per descriptor yet.
+    }
+
+    private InodeRecord regularFileFor(OpenFile file, String call) throws IOException {
+        InodeRecord r = look(store -> load(store, file.ino()));
+        if (r.isDirectory()) {
+            throw err(Errno.EISDIR, call, "inode " + file.ino() + " is a directory");
+        }
+        if (!r.isRegular()) {
+            throw err(Errno.ENODEV, call, "inode " + file.ino() + " is not a regular file");
+        }
+        return r;
+    }
+
+    @Override
+    public void fallocate(OpenFile file, int mode, long offset, long length) throws IOException {
+        if (!openFiles.containsKey(file.id()) || !file.writable()) {
+            throw err(Errno.EBADF, "fallocate", "file not open for writing");
+        }
+        LiveInode li = liveInode(file.ino());
+        li.rwsem.writeLock().lock();
+        try {
+            InodeRecord r = regularFileFor(file, "fallocate");
+            if ((mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) == 0) {
+                requireSpace((length + BLOCK - 1) / BLOCK);
+            }
+            long newSize = data.fallocate(file.ino(), mode, offset, length, r.size());
+            change(NAMESPACE_CREDITS, op -> {
+                BTree inodes = inodes(op);
+                InodeRecord.Builder b = load(inodes, file.ino()).toBuilder();
+                Timespec t = now();
+                if (newSize != b.size || (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) != 0) {
+                    b.mtime = t;
+                }
+                b.size = newSize;
+                b.ctime = t;
+                save(inodes, file.ino(), b.build());
+                return null;
+            });
+        } finally {
+            li.rwsem.writeLock().unlock();
+        }
+    }
+
+    @Override
+    public long lseek(OpenFile file, long offset, int whence) throws IOException {
+        checkOpenFile(file, false, "lseek");
+        if (whence != SEEK_DATA && whence != SEEK_HOLE) {
+            throw err(Errno.EINVAL, "lseek", "whence " + whence + " (this call serves SEEK_DATA and SEEK_HOLE)");
+        }
+        LiveInode li = liveInode(file.ino());
+        li.rwsem.readLock().lock();
+        try {
+            InodeRecord r = look(store -> load(store, file.ino()));
+            return data.seek(file.ino(), offset, whence, r.size());
+        } finally {
+            li.rwsem.readLock().unlock();
+        }
+    }
+
+    // ---- Vfs: extended attributes --------------------------------------------------------------
+
+    @Override
+    public byte[] getxattr(long ino, byte[] name) throws IOException {
+        Xattrs.checkName(name, null, "getxattr");
+        XattrCodec.Xattr x = look(store -> {
+            load(store, ino);
+            return Xattrs.find(trees.xattrs(store, null, false), ino, name);
+        });
+        if (x == null) {
+            throw err(Errno.ENODATA, "getxattr", "no attribute '" + new String(name) + "' on inode " + ino);
+        }
+        return xattrs.value(x);
+    }
+
+    @Override
+    public void setxattr(long ino, byte[] name, byte[] value, int flags) throws IOException {
+        if ((flags & ~(XATTR_CREATE | XATTR_REPLACE)) != 0) {
+            throw err(Errno.EINVAL, "setxattr", "flags 0x" + Integer.toHexString(flags));
+        }
+        requireSpace(NAMESPACE_CREDITS);
+        change(NAMESPACE_CREDITS, op -> {
+            BTree inodes = inodes(op);
+            InodeRecord r = load(inodes, ino);
+            Xattrs.checkName(name, r, "setxattr");
+            Xattrs.checkSet(trees.xattrs(op, op, false), ino, name, value, flags);
+            xattrs.set(op, trees.xattrs(op, op, true), ino, name, value);
+            InodeRecord.Builder b = r.toBuilder();
+            b.ctime = now();
+            save(inodes, ino, b.build());
+            return null;
+        });
+    }
+
+    @Override
+    public List<byte[]> listxattr(long ino) throws IOException {
+        return look(store -> {
+            load(store, ino);
+            return Xattrs.names(trees.xattrs(store, null, false), ino);
+        });
+    }
+
+    @Override
+    public void removexattr(long ino, byte[] name) throws IOException {
+        Xattrs.checkName(name, null, "removexattr");
+        change(NAMESPACE_CREDITS, op -> {
+            BTree inodes = inodes(op);
+            InodeRecord r = load(inodes, ino);
+            BTree tree = trees.xattrs(op, op, false);
+            if (tree == null) {
+                throw err(Errno.ENODATA, "removexattr", "no attribute '" + new String(name) + "'");
+            }
+            Xattrs.remove(op, tree, ino, name);
+            InodeRecord.Builder b = r.toBuilder();
+            b.ctime = now();
+            save(inodes, ino, b.build());
+            return null;
+        });
+    }
+
     // ---- Vfs: directories and the filesystem ---------------------------------------------------
 
     @Override
@@ -1041,6 +1183,7 @@ public final class CoherentFs implements Vfs {
             if (map != null) {
                 map.tree().destroy();
             }
+            Xattrs.removeAll(op, trees.xattrs(op, op, false), ino);
             inodes.delete(Trees.inoKey(ino));
             trees.orphans(op, op).delete(Trees.inoKey(ino));
             return null;

@@ -3,28 +3,46 @@ package io.coherentfs.core;
 import io.coherentfs.blockdev.AlignedBuffer;
 import io.coherentfs.blockdev.AlignedBufferPool;
 import io.coherentfs.blockdev.BlockDevice;
+import io.coherentfs.blockdev.error.Errno;
+import io.coherentfs.blockdev.error.ErrnoException;
 import io.coherentfs.core.alloc.Extent;
 import io.coherentfs.core.btree.BTree;
 import io.coherentfs.core.extent.ExtentMap;
+import io.coherentfs.core.extent.ExtentMapper;
+import io.coherentfs.core.extent.ExtentMapper.Intent;
+import io.coherentfs.core.extent.Mapping;
 import io.coherentfs.core.inode.InodeRecord;
 import io.coherentfs.core.inode.Timespec;
 import io.coherentfs.core.meta.MetaOp;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
+import java.util.List;
 
 /**
  * File data, moved straight between the caller's memory and the device through aligned bounce
- * buffers, one extent mapping at a time (the iomap shape of DESIGN.md section 2: map a range, move
- * the data, record the mapping). The page cache (issue 4) takes the place of the bounce buffers.
+ * buffers, one {@link Mapping} at a time: every path here is a loop of
+ * {@link ExtentMapper#begin}, data movement, {@link ExtentMapper#end} (DESIGN.md section 2). The
+ * page cache (issue 4) takes the place of the bounce buffers without changing the loop.
  *
- * <p>Callers hold the inode's rwsem: shared to read, exclusive to write or zero. A write maps and
- * allocates in a transaction and writes the data before the new extent joins it, so no commit
- * ever points at blocks whose data has not been written (ordered data).
+ * <p>Callers hold the inode's rwsem: shared to read or seek, exclusive to write, zero, punch or
+ * allocate. A write allocates in its transaction and writes the data before {@code end} adds the
+ * extent, so no commit points at blocks whose data has not been written (ordered data).
  */
 final class FileData {
     private static final int BLOCK = CoherentFs.BLOCK;
     /** Most blocks moved per mapping step: 1 MiB. */
     static final int CHUNK_BLOCKS = 256;
+    /** Most blocks fallocate reserves per transaction. */
+    static final long FALLOCATE_STEP_BLOCKS = 32_768;
+    static final long UNBOUNDED = Long.MAX_VALUE / 2;
+
+    // fallocate(2) modes.
+    static final int FALLOC_FL_KEEP_SIZE = 0x01;
+    static final int FALLOC_FL_PUNCH_HOLE = 0x02;
+    static final int FALLOC_FL_ZERO_RANGE = 0x10;
+    // lseek(2) whence values.
+    static final int SEEK_DATA = 3;
+    static final int SEEK_HOLE = 4;
 
     private final CoherentFs fs;
     private final BlockDevice device;
@@ -36,23 +54,18 @@ final class FileData {
         this.pool = pool;
     }
 
-    /** What backs logical block {@code lblk}: an extent, or a hole up to the next extent. */
-    private record Mapping(ExtentMap.Extent extent, long holeEnd) {}
-
-    private Mapping mapForRead(long ino, long lblk) throws IOException {
-        return fs.look(store -> {
-            ExtentMap map = fs.extentsForLook(store, ino);
-            if (map == null) {
-                return new Mapping(null, Long.MAX_VALUE);
-            }
-            ExtentMap.Extent e = map.find(lblk);
-            if (e != null) {
-                return new Mapping(e, 0);
-            }
-            ExtentMap.Extent next = map.next(lblk);
-            return new Mapping(null, next == null ? Long.MAX_VALUE : next.logical());
-        });
+    /** Maps for reading (no transaction): a hole is returned as such, up to the next extent. */
+    private Mapping mapForRead(long ino, long lblk, long maxBlocks) throws IOException {
+        return fs.look(store -> new ExtentMapper(fs.extentsForLook(store, ino), fs.extentSequence(ino))
+                .begin(null, lblk, maxBlocks, Intent.READ));
     }
+
+    /** The mapper of {@code ino} inside a transaction, creating the extent map when {@code create}. */
+    private ExtentMapper mapperForChange(MetaOp op, BTree inodes, long ino, boolean create) throws IOException {
+        return new ExtentMapper(fs.extentsForChange(op, inodes, ino, create), fs.extentSequence(ino));
+    }
+
+    // ---- read ----------------------------------------------------------------------------------
 
     /** Reads up to {@code dst.byteSize()} bytes at {@code offset} of a file of {@code size} bytes. */
     int read(long ino, long offset, MemorySegment dst, long size) throws IOException {
@@ -66,19 +79,14 @@ final class FileData {
                 long pos = offset + done;
                 long lblk = pos / BLOCK;
                 int inBlock = (int) (pos % BLOCK);
-                Mapping m = mapForRead(ino, lblk);
-                long n;
-                if (m.extent() == null || m.extent().unwritten()) {
-                    long end = m.extent() == null ? m.holeEnd() : m.extent().end();
-                    n = Math.min(length - done, end == Long.MAX_VALUE ? Long.MAX_VALUE : end * BLOCK - pos);
+                long wanted = Math.min(CHUNK_BLOCKS, (inBlock + (length - done) + BLOCK - 1) / BLOCK);
+                Mapping m = mapForRead(ino, lblk, wanted);
+                long n = Math.min(length - done, m.blocks() * BLOCK - inBlock);
+                if (m.readsAsZeros()) {
                     dst.asSlice(done, n).fill((byte) 0);
                 } else {
-                    ExtentMap.Extent e = m.extent();
-                    long blocks = Math.min(Math.min(e.end() - lblk, CHUNK_BLOCKS),
-                            (inBlock + (length - done) + BLOCK - 1) / BLOCK);
-                    MemorySegment buf = bounce.segment().asSlice(0, blocks * BLOCK);
-                    device.read((e.physical() + lblk - e.logical()) * BLOCK, buf);
-                    n = Math.min(length - done, blocks * BLOCK - inBlock);
+                    MemorySegment buf = bounce.segment().asSlice(0, m.blocks() * BLOCK);
+                    device.read(m.physical() * BLOCK, buf);
                     MemorySegment.copy(buf, inBlock, dst, done, n);
                 }
                 done += n;
@@ -87,6 +95,8 @@ final class FileData {
         return (int) length;
     }
 
+    // ---- write ---------------------------------------------------------------------------------
+
     /** Writes all of {@code src} at {@code pos}, allocating over holes; updates size and times. */
     void write(long ino, long pos, MemorySegment src) throws IOException {
         long done = 0;
@@ -94,45 +104,27 @@ final class FileData {
         try (AlignedBuffer bounce = pool.allocate((long) CHUNK_BLOCKS * BLOCK)) {
             while (done < length) {
                 long at = pos + done;
-                long offsetInSource = done;
-                long n = fs.change(CoherentFs.NAMESPACE_CREDITS,
-                        op -> writeStep(op, ino, at, src.asSlice(offsetInSource), bounce.segment()));
-                done += n;
+                MemorySegment rest = src.asSlice(done);
+                done += fs.change(CoherentFs.NAMESPACE_CREDITS, op -> writeStep(op, ino, at, rest, bounce.segment()));
             }
         }
     }
 
-    /** Maps (allocating over a hole) and writes one step of at most {@link #CHUNK_BLOCKS} blocks. */
+    /** One mapping's worth of a write: at most {@link #CHUNK_BLOCKS} blocks. Returns the bytes written. */
     private long writeStep(MetaOp op, long ino, long pos, MemorySegment src, MemorySegment bounce) throws IOException {
         BTree inodes = fs.inodes(op);
-        ExtentMap map = fs.extentsForChange(op, inodes, ino, true);
+        ExtentMapper mapper = mapperForChange(op, inodes, ino, true);
         long lblk = pos / BLOCK;
         int inBlock = (int) (pos % BLOCK);
         long wantBlocks = Math.min(CHUNK_BLOCKS, (inBlock + src.byteSize() + BLOCK - 1) / BLOCK);
-        ExtentMap.Extent e = map.find(lblk);
-        long physical;
-        long blocks;
-        boolean fresh;
-        if (e != null) {
-            physical = e.physical() + (lblk - e.logical());
-            blocks = Math.min(wantBlocks, e.end() - lblk);
-            fresh = e.unwritten();
-        } else {
-            ExtentMap.Extent next = map.next(lblk);
-            long holeBlocks = next == null ? wantBlocks : Math.min(wantBlocks, next.logical() - lblk);
-            ExtentMap.Extent before = lblk == 0 ? null : map.find(lblk - 1);
-            long goal = before == null ? 0 : before.physical() + (lblk - 1 - before.logical()) + 1;
-            Extent got = op.allocateData(goal, holeBlocks);
-            physical = got.start();
-            blocks = got.length();
-            fresh = true;
-        }
-        long n = Math.min(src.byteSize(), blocks * BLOCK - inBlock);
-        MemorySegment buf = bounce.asSlice(0, blocks * BLOCK);
+        Mapping m = mapper.begin(op, lblk, wantBlocks, Intent.WRITE);
+        long n = Math.min(src.byteSize(), m.blocks() * BLOCK - inBlock);
         long end = inBlock + n;
+        long blocks = (end + BLOCK - 1) / BLOCK;
+        MemorySegment buf = bounce.asSlice(0, blocks * BLOCK);
         boolean partialHead = inBlock != 0;
         boolean partialTail = end % BLOCK != 0;
-        if (fresh) {
+        if (m.readsAsZeros() || m.type() == Mapping.Type.NEW) {
             if (partialHead) {
                 buf.asSlice(0, BLOCK).fill((byte) 0);
             }
@@ -141,24 +133,23 @@ final class FileData {
             }
         } else {
             if (partialHead) {
-                device.read(physical * BLOCK, buf.asSlice(0, BLOCK));
+                device.read(m.physical() * BLOCK, buf.asSlice(0, BLOCK));
             }
             if (partialTail && !(partialHead && end <= BLOCK)) {
                 long last = end / BLOCK;
-                device.read((physical + last) * BLOCK, buf.asSlice(last * BLOCK, BLOCK));
+                device.read((m.physical() + last) * BLOCK, buf.asSlice(last * BLOCK, BLOCK));
             }
         }
         MemorySegment.copy(src, 0, buf, inBlock, n);
-        // Ordered data: the blocks are written before the extent that points at them is logged.
-        device.write(physical * BLOCK, buf);
-        if (e == null) {
-            map.insert(new ExtentMap.Extent(lblk, physical, blocks, 0));
+        // Ordered data: the blocks are written before end() logs the extent that points at them.
+        device.write(m.physical() * BLOCK, buf);
+        long charged = mapper.end(m, blocks);
+        if (charged > 0 || m.type() == Mapping.Type.UNWRITTEN) {
+            fs.bumpExtentSequence(ino);
         }
-        InodeRecord.Builder b = fs.load(inodes, ino).toBuilder();  // after insert: it may have moved the map's root
-        if (e == null) {
-            b.blocks += blocks;
-        }
+        InodeRecord.Builder b = fs.load(inodes, ino).toBuilder();  // after end(): it may have moved the map's root
         Timespec t = Timespec.now();
+        b.blocks += charged;
         b.size = Math.max(b.size, pos + n);
         b.mtime = t;
         b.ctime = t;
@@ -166,24 +157,159 @@ final class FileData {
         return n;
     }
 
+    // ---- zeroing, punching, allocating ---------------------------------------------------------
+
+    /** Zeroes bytes {@code [pos, pos + length)} inside one block, on disk, if the block holds data. */
+    void zeroWithinBlock(long ino, long pos, long length) throws IOException {
+        if (length <= 0) {
+            return;
+        }
+        Mapping m = mapForRead(ino, pos / BLOCK, 1);
+        if (m.readsAsZeros()) {
+            return;
+        }
+        try (AlignedBuffer buf = pool.allocate(BLOCK)) {
+            device.read(m.physical() * BLOCK, buf.segment());
+            buf.segment().asSlice(pos % BLOCK, length).fill((byte) 0);
+            device.write(m.physical() * BLOCK, buf.segment());
+        }
+    }
+
     /** Zeroes the bytes of the block holding {@code size} from {@code size} on (before a shrink). */
     void zeroTail(long ino, long size) throws IOException {
         int inBlock = (int) (size % BLOCK);
-        if (inBlock == 0) {
-            return;
-        }
-        Mapping m = mapForRead(ino, size / BLOCK);
-        if (m.extent() == null || m.extent().unwritten()) {
-            return;
-        }
-        ExtentMap.Extent e = m.extent();
-        long at = (e.physical() + size / BLOCK - e.logical()) * BLOCK;
-        try (AlignedBuffer buf = pool.allocate(BLOCK)) {
-            device.read(at, buf.segment());
-            buf.segment().asSlice(inBlock).fill((byte) 0);
-            device.write(at, buf.segment());
+        if (inBlock != 0) {
+            zeroWithinBlock(ino, size, BLOCK - inBlock);
         }
     }
+
+    /**
+     * Zeroes the partial blocks at both ends of {@code [offset, end)} on disk and returns the
+     * whole blocks inside it as {@code [first, last)}.
+     */
+    private long[] zeroEdges(long ino, long offset, long end) throws IOException {
+        long first = (offset + BLOCK - 1) / BLOCK;
+        long last = end / BLOCK;
+        if (first > last) {  // inside a single block
+            zeroWithinBlock(ino, offset, end - offset);
+            return new long[] {first, first};
+        }
+        zeroWithinBlock(ino, offset, first * BLOCK - offset);
+        zeroWithinBlock(ino, last * BLOCK, end - last * BLOCK);
+        return new long[] {first, last};
+    }
+
+    /** Unmaps and frees the blocks {@code [first, last)}, a few extents per transaction. */
+    void punchBlocks(long ino, long first, long last) throws IOException {
+        if (first >= last) {
+            return;
+        }
+        while (true) {
+            boolean more = fs.change(CoherentFs.NAMESPACE_CREDITS, op -> {
+                BTree inodes = fs.inodes(op);
+                ExtentMap map = fs.extentsForChange(op, inodes, ino, false);
+                if (map == null) {
+                    return false;
+                }
+                List<long[]> freed = map.removeRange(first, last, CoherentFs.EXTENTS_PER_TRUNCATE_STEP);
+                fs.freeRuns(op, inodes, ino, freed);
+                return !freed.isEmpty();
+            });
+            if (!more) {
+                return;
+            }
+        }
+    }
+
+    /** Allocates unwritten blocks over every hole in {@code [first, last)}. */
+    private void allocateUnwritten(long ino, long first, long last) throws IOException {
+        long lblk = first;
+        while (lblk < last) {
+            long from = lblk;
+            lblk = fs.change(CoherentFs.NAMESPACE_CREDITS, op -> {
+                BTree inodes = fs.inodes(op);
+                ExtentMapper mapper = mapperForChange(op, inodes, ino, true);
+                long at = from;
+                Mapping m = mapper.begin(op, at, Math.min(FALLOCATE_STEP_BLOCKS, last - at), Intent.READ);
+                if (m.type() == Mapping.Type.HOLE) {
+                    m = mapper.begin(op, at, Math.min(m.blocks(), last - at), Intent.ALLOCATE_UNWRITTEN);
+                    fs.bumpExtentSequence(ino);
+                    InodeRecord.Builder b = fs.load(inodes, ino).toBuilder();
+                    b.blocks += m.blocks();
+                    fs.save(inodes, ino, b.build());
+                }
+                return m.end();
+            });
+        }
+    }
+
+    /**
+     * fallocate(2) on a regular file of {@code size} bytes: the default mode and KEEP_SIZE
+     * allocate unwritten blocks, PUNCH_HOLE (with KEEP_SIZE, as Linux requires) frees, ZERO_RANGE
+     * zeroes; every other mode is EOPNOTSUPP. Returns the new size.
+     */
+    long fallocate(long ino, int mode, long offset, long length, long size) throws IOException {
+        int known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
+        if ((mode & ~known) != 0) {
+            throw new ErrnoException.NotSupportedException(Errno.EOPNOTSUPP.code(), "fallocate",
+                    "mode 0x" + Integer.toHexString(mode) + " is not supported");
+        }
+        boolean punch = (mode & FALLOC_FL_PUNCH_HOLE) != 0;
+        boolean zero = (mode & FALLOC_FL_ZERO_RANGE) != 0;
+        boolean keepSize = (mode & FALLOC_FL_KEEP_SIZE) != 0;
+        if (punch && (zero || !keepSize)) {
+            throw new ErrnoException.NotSupportedException(Errno.EOPNOTSUPP.code(), "fallocate",
+                    "PUNCH_HOLE goes with KEEP_SIZE only");
+        }
+        if (offset < 0 || length <= 0) {
+            throw new ErrnoException.InvalidArgumentException("fallocate", "offset " + offset + ", length " + length);
+        }
+        long end = offset + length;
+        if (end > CoherentFs.MAX_FILE_SIZE || end < 0) {
+            throw new ErrnoException(Errno.EFBIG, "fallocate", "range ends past the largest file");
+        }
+        if (punch || zero) {
+            long[] whole = zeroEdges(ino, offset, end);
+            punchBlocks(ino, whole[0], whole[1]);
+            if (punch) {
+                return size;
+            }
+            allocateUnwritten(ino, whole[0], whole[1]);
+        } else {
+            allocateUnwritten(ino, offset / BLOCK, (end + BLOCK - 1) / BLOCK);
+        }
+        return keepSize ? size : Math.max(size, end);
+    }
+
+    // ---- seek ----------------------------------------------------------------------------------
+
+    /** lseek(2) SEEK_DATA / SEEK_HOLE in a file of {@code size} bytes. Unwritten blocks count as holes. */
+    long seek(long ino, long offset, int whence, long size) throws IOException {
+        if (offset < 0 || offset >= size) {
+            throw new ErrnoException(Errno.ENXIO, "lseek", "offset " + offset + " is not inside the file (size " + size + ")");
+        }
+        long lblk = offset / BLOCK;
+        while ((long) lblk * BLOCK < size) {
+            Mapping m = mapForRead(ino, lblk, UNBOUNDED);
+            boolean data = !m.readsAsZeros();
+            if (whence == SEEK_DATA && data) {
+                return Math.max(offset, lblk * BLOCK);
+            }
+            if (whence == SEEK_HOLE && !data) {
+                return Math.min(size, Math.max(offset, lblk * BLOCK));
+            }
+            if (m.blocks() >= UNBOUNDED / BLOCK) {
+                break;
+            }
+            lblk = m.end();
+        }
+        if (whence == SEEK_DATA) {
+            throw new ErrnoException(Errno.ENXIO, "lseek", "no data at or after " + offset);
+        }
+        return size;
+    }
+
+    // ---- symlinks ------------------------------------------------------------------------------
 
     /** Stores a symlink target too long to be inline in a data block of its own. */
     void writeSymlinkBlock(MetaOp op, BTree inodes, long ino, byte[] target) throws IOException {

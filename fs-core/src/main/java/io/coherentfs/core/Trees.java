@@ -9,6 +9,7 @@ import io.coherentfs.core.format.Superblock;
 import io.coherentfs.core.inode.InodeRecord;
 import io.coherentfs.core.meta.MetaOp;
 import io.coherentfs.core.meta.MetaStore;
+import io.coherentfs.core.xattr.XattrCodec;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.function.LongFunction;
@@ -23,10 +24,12 @@ final class Trees {
     static final BTreeSpec INODES = BTreeSpec.of(8, InodeRecord.SIZE);
     static final BTreeSpec DIRENTS = BTreeSpec.of(DirentCodec.KEY_SIZE, DirentCodec.VALUE_SIZE);
     static final BTreeSpec ORPHANS = BTreeSpec.of(8, 0);
+    static final BTreeSpec XATTRS = BTreeSpec.of(XattrCodec.KEY_SIZE, XattrCodec.VALUE_SIZE);
 
     // Tree ids of the filesystem-wide trees; an extent map's id is its inode number.
     static final long INODE_TREE = -16;
     static final long DIRENT_TREE = -15;
+    static final long XATTR_TREE = -14;
     static final long ORPHAN_TREE = -13;
 
     private final MetaStore meta;
@@ -56,6 +59,20 @@ final class Trees {
     BTree orphans(NodeStore store, MetaOp op) throws IOException {
         return BTree.open(store, ORPHANS, ORPHAN_TREE, meta.superblock().orphanTreeRoot(),
                 root -> moveRoot(op, b -> b.orphanTreeRoot = root));
+    }
+
+    /** The xattr tree, created on first use when {@code create}; null when there is none yet. */
+    BTree xattrs(NodeStore store, MetaOp op, boolean create) throws IOException {
+        long root = meta.superblock().xattrTreeRoot();
+        if (root == 0) {
+            if (!create) {
+                return null;
+            }
+            BTree t = BTree.create(store, XATTRS, XATTR_TREE, -1, r -> moveRoot(op, b -> b.xattrTreeRoot = r));
+            moveRoot(op, b -> b.xattrTreeRoot = t.root());
+            return t;
+        }
+        return BTree.open(store, XATTRS, XATTR_TREE, root, r -> moveRoot(op, b -> b.xattrTreeRoot = r));
     }
 
     /**

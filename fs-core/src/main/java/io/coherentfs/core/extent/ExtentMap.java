@@ -96,6 +96,50 @@ public final class ExtentMap {
     }
 
     /**
+     * Turns logical blocks {@code [from, from + count)}, which lie inside one unwritten extent,
+     * into written ones, splitting the extent into up to three.
+     */
+    public void markWritten(long from, long count) throws IOException {
+        Extent e = find(from);
+        if (e == null || !e.unwritten() || from + count > e.end()) {
+            throw new IllegalStateException("blocks [" + from + ", " + (from + count) + ") are not inside one unwritten extent: " + e);
+        }
+        tree.delete(key(e.logical()));
+        if (from > e.logical()) {
+            insert(new Extent(e.logical(), e.physical(), from - e.logical(), e.flags()));
+        }
+        insert(new Extent(from, e.physical() + (from - e.logical()), count, e.flags() & ~FLAG_UNWRITTEN));
+        if (from + count < e.end()) {
+            insert(new Extent(from + count, e.physical() + (from + count - e.logical()), e.end() - from - count, e.flags()));
+        }
+    }
+
+    /**
+     * Unmaps logical blocks {@code [from, to)} (punch hole), trimming or splitting extents that
+     * straddle either end; at most {@code maxExtents} extents are touched per call. Returns the
+     * freed device runs; empty when the range holds nothing mapped any more.
+     */
+    public List<long[]> removeRange(long from, long to, int maxExtents) throws IOException {
+        List<long[]> freed = new ArrayList<>();
+        Extent first = find(from);
+        Extent e = first != null ? first : next(from);
+        while (e != null && e.logical() < to && freed.size() < maxExtents) {
+            long cutFrom = Math.max(from, e.logical());
+            long cutTo = Math.min(to, e.end());
+            tree.delete(key(e.logical()));
+            if (cutFrom > e.logical()) {
+                tree.insert(key(e.logical()), value(new Extent(e.logical(), e.physical(), cutFrom - e.logical(), e.flags())));
+            }
+            if (cutTo < e.end()) {
+                tree.insert(key(cutTo), value(new Extent(cutTo, e.physical() + (cutTo - e.logical()), e.end() - cutTo, e.flags())));
+            }
+            freed.add(new long[] {e.physical() + (cutFrom - e.logical()), cutTo - cutFrom});
+            e = next(cutTo);
+        }
+        return freed;
+    }
+
+    /**
      * Removes the mapping of every logical block at or after {@code from} (truncate), trimming an
      * extent that straddles it; at most {@code maxExtents} extents are removed per call so a
      * transaction stays bounded. Returns the freed device runs; empty when nothing was left.

@@ -66,7 +66,43 @@ public interface Vfs extends AutoCloseable {
     /** fsync(2) / fdatasync(2): the file's data and the metadata needed to read it are durable. */
     void fsync(OpenFile file, boolean dataOnly) throws IOException;
 
+    /** close(2) of one descriptor of the open file (there may be others). */
+    void flush(OpenFile file) throws IOException;
+
     void release(OpenFile file) throws IOException;
+
+    /** fallocate(2) modes. */
+    int FALLOC_FL_KEEP_SIZE = 0x01;
+    int FALLOC_FL_PUNCH_HOLE = 0x02;
+    int FALLOC_FL_ZERO_RANGE = 0x10;
+
+    /**
+     * fallocate(2): the default mode and KEEP_SIZE allocate (unwritten: reads as zeros),
+     * PUNCH_HOLE|KEEP_SIZE frees, ZERO_RANGE (optionally with KEEP_SIZE) zeroes; any other mode
+     * is EOPNOTSUPP.
+     */
+    void fallocate(OpenFile file, int mode, long offset, long length) throws IOException;
+
+    /** lseek(2) whence values this call serves. */
+    int SEEK_DATA = 3;
+    int SEEK_HOLE = 4;
+
+    /** lseek(2) with SEEK_DATA or SEEK_HOLE: ENXIO at or past the end, or with no data after offset. */
+    long lseek(OpenFile file, long offset, int whence) throws IOException;
+
+    /** setxattr(2) flags. */
+    int XATTR_CREATE = 1;
+    int XATTR_REPLACE = 2;
+
+    /** The value of extended attribute {@code name} ("user.x", "trusted.y", ...); ENODATA when absent. */
+    byte[] getxattr(long ino, byte[] name) throws IOException;
+
+    void setxattr(long ino, byte[] name, byte[] value, int flags) throws IOException;
+
+    /** Every attribute name of the inode. */
+    List<byte[]> listxattr(long ino) throws IOException;
+
+    void removexattr(long ino, byte[] name) throws IOException;
 
     /**
      * Up to {@code max} entries of directory {@code ino}, starting at {@code cookie} (0 for the
