@@ -190,10 +190,34 @@ public final class CoherentFs implements Vfs {
         T apply(NodeStore store) throws IOException;
     }
 
-    /** Runs {@code change} in a transaction of its own under the exclusive tree lock. */
+    /** Runs {@code change}, which may consume space, in a transaction of its own under the exclusive tree lock. */
     <T> T change(int credits, Change<T> change) throws IOException {
+        return change(credits, MetaStore.Space.CONSUMES, change);
+    }
+
+    /**
+     * Runs {@code change} in a transaction of its own under the exclusive tree lock. A change that
+     * frees space ({@link MetaStore.Space#FREES}) works on a full filesystem.
+     */
+    <T> T change(int credits, MetaStore.Space space, Change<T> change) throws IOException {
+        try {
+            return changeOnce(credits, space, change);
+        } catch (ErrnoException.NoSpaceException e) {
+            // Blocks freed by transactions not yet checkpointed come back once they are (as
+            // ext4_should_retry_alloc): commit, checkpoint, and try once more. A change that failed
+            // half-way aborted the journal and is not retried.
+            if (meta.journal().isAborted() || meta.allocator().statfs().pendingFreeBlocks() == 0) {
+                throw e;
+            }
+            meta.commit();
+            meta.journal().checkpoint();
+            return changeOnce(credits, space, change);
+        }
+    }
+
+    private <T> T changeOnce(int credits, MetaStore.Space space, Change<T> change) throws IOException {
         checkOpen();
-        MetaOp op = meta.begin(credits);
+        MetaOp op = meta.begin(credits, space);
         boolean failed = true;
         treeLock.writeLock().lock();
         try {
@@ -491,7 +515,6 @@ public final class CoherentFs implements Vfs {
         if (isDot(name) || isDotDot(name)) {
             throw err(Errno.EEXIST, call, "'" + new String(name) + "'");
         }
-        requireSpace(NAMESPACE_CREDITS);
         Attr a = change(NAMESPACE_CREDITS, op -> {
             BTree inodes = inodes(op);
             BTree dirents = trees.dirents(op, op);
@@ -560,7 +583,6 @@ public final class CoherentFs implements Vfs {
     @Override
     public Attr link(long ino, long newParent, byte[] newName) throws IOException {
         checkName("link", newName);
-        requireSpace(NAMESPACE_CREDITS);
         Attr a = change(NAMESPACE_CREDITS, op -> {
             BTree inodes = inodes(op);
             BTree dirents = trees.dirents(op, op);
@@ -615,7 +637,7 @@ public final class CoherentFs implements Vfs {
         if (name.length > DirentCodec.NAME_MAX) {
             throw err(Errno.ENAMETOOLONG, call, name.length + " bytes");
         }
-        long victim = change(NAMESPACE_CREDITS, op -> {
+        long victim = change(NAMESPACE_CREDITS, MetaStore.Space.FREES, op -> {
             BTree inodes = inodes(op);
             BTree dirents = trees.dirents(op, op);
             InodeRecord dir = directory(inodes, parent, call);
@@ -671,7 +693,6 @@ public final class CoherentFs implements Vfs {
             throw err(isDotDot(newName) || isDot(newName) ? Errno.EBUSY : Errno.EINVAL, "rename", "'.' or '..'");
         }
         boolean exchange = (flags & RENAME_EXCHANGE) != 0;
-        requireSpace(NAMESPACE_CREDITS);
         long[] replaced = {0};
         change(NAMESPACE_CREDITS, op -> {
             BTree inodes = inodes(op);
@@ -790,7 +811,7 @@ public final class CoherentFs implements Vfs {
                 return getattr(ino);
             }
         }
-        return change(NAMESPACE_CREDITS, op -> {
+        return change(NAMESPACE_CREDITS, MetaStore.Space.FREES, op -> {
             BTree inodes = inodes(op);
             InodeRecord r = load(inodes, ino);
             InodeRecord.Builder b = r.toBuilder();
@@ -851,7 +872,7 @@ public final class CoherentFs implements Vfs {
                 data.zeroTail(ino, size);
                 freeBlocksFrom(ino, (size + BLOCK - 1) / BLOCK);
             }
-            change(NAMESPACE_CREDITS, op -> {
+            change(NAMESPACE_CREDITS, MetaStore.Space.FREES, op -> {
                 BTree inodes = inodes(op);
                 InodeRecord.Builder b = load(inodes, ino).toBuilder();
                 Timespec t = now();
@@ -869,7 +890,7 @@ public final class CoherentFs implements Vfs {
     /** Unmaps and frees every block from logical block {@code from} on, a few extents per transaction. */
     void freeBlocksFrom(long ino, long from) throws IOException {
         while (true) {
-            boolean more = change(NAMESPACE_CREDITS, op -> {
+            boolean more = change(NAMESPACE_CREDITS, MetaStore.Space.FREES, op -> {
                 BTree inodes = inodes(op);
                 ExtentMap map = extentsForChange(op, inodes, ino, false);
                 if (map == null) {
@@ -1016,7 +1037,7 @@ public final class CoherentFs implements Vfs {
                 requireSpace((length + BLOCK - 1) / BLOCK);
             }
             long newSize = data.fallocate(file.ino(), mode, offset, length, r.size());
-            change(NAMESPACE_CREDITS, op -> {
+            change(NAMESPACE_CREDITS, MetaStore.Space.FREES, op -> {
                 BTree inodes = inodes(op);
                 InodeRecord.Builder b = load(inodes, file.ino()).toBuilder();
                 Timespec t = now();
@@ -1069,7 +1090,6 @@ public final class CoherentFs implements Vfs {
         if ((flags & ~(XATTR_CREATE | XATTR_REPLACE)) != 0) {
             throw err(Errno.EINVAL, "setxattr", "flags 0x" + Integer.toHexString(flags));
         }
-        requireSpace(NAMESPACE_CREDITS);
         change(NAMESPACE_CREDITS, op -> {
             BTree inodes = inodes(op);
             InodeRecord r = load(inodes, ino);
@@ -1094,7 +1114,7 @@ public final class CoherentFs implements Vfs {
     @Override
     public void removexattr(long ino, byte[] name) throws IOException {
         Xattrs.checkName(name, null, "removexattr");
-        change(NAMESPACE_CREDITS, op -> {
+        change(NAMESPACE_CREDITS, MetaStore.Space.FREES, op -> {
             BTree inodes = inodes(op);
             InodeRecord r = load(inodes, ino);
             BTree tree = trees.xattrs(op, op, false);
@@ -1177,7 +1197,7 @@ public final class CoherentFs implements Vfs {
     /** Frees an orphan inode: its blocks, its extent map, its record and its orphan entry. */
     private void evict(long ino) throws IOException {
         freeBlocksFrom(ino, 0);
-        change(NAMESPACE_CREDITS, op -> {
+        change(NAMESPACE_CREDITS, MetaStore.Space.FREES, op -> {
             BTree inodes = inodes(op);
             ExtentMap map = extentsForChange(op, inodes, ino, false);
             if (map != null) {

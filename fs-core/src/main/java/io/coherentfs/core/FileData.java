@@ -14,6 +14,7 @@ import io.coherentfs.core.extent.Mapping;
 import io.coherentfs.core.inode.InodeRecord;
 import io.coherentfs.core.inode.Timespec;
 import io.coherentfs.core.meta.MetaOp;
+import io.coherentfs.core.meta.MetaStore;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
@@ -56,13 +57,18 @@ final class FileData {
 
     /** Maps for reading (no transaction): a hole is returned as such, up to the next extent. */
     private Mapping mapForRead(long ino, long lblk, long maxBlocks) throws IOException {
-        return fs.look(store -> new ExtentMapper(fs.extentsForLook(store, ino), fs.extentSequence(ino))
+        return fs.look(store -> new ExtentMapper(fs.extentsForLook(store, ino), fs.extentSequence(ino), null)
                 .begin(null, lblk, maxBlocks, Intent.READ));
     }
 
-    /** The mapper of {@code ino} inside a transaction, creating the extent map when {@code create}. */
-    private ExtentMapper mapperForChange(MetaOp op, BTree inodes, long ino, boolean create) throws IOException {
-        return new ExtentMapper(fs.extentsForChange(op, inodes, ino, create), fs.extentSequence(ino));
+    /**
+     * The mapper of {@code ino} inside a transaction. The extent map is created only when a
+     * mapping must be recorded — after the data blocks were allocated, so that ENOSPC comes
+     * before anything changed.
+     */
+    private ExtentMapper mapperForChange(MetaOp op, BTree inodes, long ino) throws IOException {
+        return new ExtentMapper(fs.extentsForChange(op, inodes, ino, false), fs.extentSequence(ino),
+                () -> fs.extentsForChange(op, inodes, ino, true));
     }
 
     // ---- read ----------------------------------------------------------------------------------
@@ -113,7 +119,7 @@ final class FileData {
     /** One mapping's worth of a write: at most {@link #CHUNK_BLOCKS} blocks. Returns the bytes written. */
     private long writeStep(MetaOp op, long ino, long pos, MemorySegment src, MemorySegment bounce) throws IOException {
         BTree inodes = fs.inodes(op);
-        ExtentMapper mapper = mapperForChange(op, inodes, ino, true);
+        ExtentMapper mapper = mapperForChange(op, inodes, ino);
         long lblk = pos / BLOCK;
         int inBlock = (int) (pos % BLOCK);
         long wantBlocks = Math.min(CHUNK_BLOCKS, (inBlock + src.byteSize() + BLOCK - 1) / BLOCK);
@@ -205,7 +211,7 @@ final class FileData {
             return;
         }
         while (true) {
-            boolean more = fs.change(CoherentFs.NAMESPACE_CREDITS, op -> {
+            boolean more = fs.change(CoherentFs.NAMESPACE_CREDITS, MetaStore.Space.FREES, op -> {
                 BTree inodes = fs.inodes(op);
                 ExtentMap map = fs.extentsForChange(op, inodes, ino, false);
                 if (map == null) {
@@ -228,7 +234,7 @@ final class FileData {
             long from = lblk;
             lblk = fs.change(CoherentFs.NAMESPACE_CREDITS, op -> {
                 BTree inodes = fs.inodes(op);
-                ExtentMapper mapper = mapperForChange(op, inodes, ino, true);
+                ExtentMapper mapper = mapperForChange(op, inodes, ino);
                 long at = from;
                 Mapping m = mapper.begin(op, at, Math.min(FALLOCATE_STEP_BLOCKS, last - at), Intent.READ);
                 if (m.type() == Mapping.Type.HOLE) {

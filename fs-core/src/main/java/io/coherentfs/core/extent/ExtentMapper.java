@@ -12,18 +12,35 @@ import java.io.IOException;
  * before the extent that points at it joins the transaction (ordered data).
  *
  * <p>The caller holds the inode's rwsem (exclusive for writes), the operation's transaction and
- * the tree lock; the extent map belongs to that transaction.
+ * the tree lock; the extent map belongs to that transaction. {@code begin} allocates before it
+ * changes any tree, so an ENOSPC from it leaves the transaction untouched.
  */
 public final class ExtentMapper {
     /** How {@link #begin} treats a hole. */
     public enum Intent { READ, WRITE, ALLOCATE_UNWRITTEN }
 
-    private final ExtentMap map;
-    private final long sequence;
+    /** Makes the inode's extent map when it has none yet (a tree change: only after allocation). */
+    @FunctionalInterface
+    public interface MapCreator {
+        ExtentMap create() throws IOException;
+    }
 
-    public ExtentMapper(ExtentMap map, long sequence) {
+    private ExtentMap map;
+    private final long sequence;
+    private final MapCreator creator;
+
+    /** @param map the inode's extent map, or null when it has none (yet); {@code creator} makes one */
+    public ExtentMapper(ExtentMap map, long sequence, MapCreator creator) {
         this.map = map;
         this.sequence = sequence;
+        this.creator = creator;
+    }
+
+    private ExtentMap mapForInsert() throws IOException {
+        if (map == null) {
+            map = creator.create();
+        }
+        return map;
     }
 
     /**
@@ -44,12 +61,12 @@ public final class ExtentMapper {
         if (intent == Intent.READ) {
             return new Mapping(Mapping.Type.HOLE, lblk, holeBlocks, -1, sequence);
         }
-        ExtentMap.Extent before = lblk == 0 ? null : map.find(lblk - 1);
+        ExtentMap.Extent before = lblk == 0 || map == null ? null : map.find(lblk - 1);
         long goal = before == null ? 0 : before.physical() + (lblk - before.logical());
         Extent got = op.allocateData(goal, holeBlocks);
         Mapping.Type type = intent == Intent.WRITE ? Mapping.Type.NEW : Mapping.Type.UNWRITTEN;
         if (type == Mapping.Type.UNWRITTEN) {
-            map.insert(new ExtentMap.Extent(lblk, got.start(), got.length(), ExtentMap.FLAG_UNWRITTEN));
+            mapForInsert().insert(new ExtentMap.Extent(lblk, got.start(), got.length(), ExtentMap.FLAG_UNWRITTEN));
         }
         return new Mapping(type, lblk, got.length(), got.start(), sequence);
     }
@@ -63,7 +80,7 @@ public final class ExtentMapper {
         switch (m.type()) {
             case NEW -> {
                 if (writtenBlocks > 0) {
-                    map.insert(new ExtentMap.Extent(m.logical(), m.physical(), writtenBlocks, 0));
+                    mapForInsert().insert(new ExtentMap.Extent(m.logical(), m.physical(), writtenBlocks, 0));
                 }
                 return m.blocks();
             }

@@ -1,6 +1,7 @@
 package io.coherentfs.core.meta;
 
 import io.coherentfs.core.alloc.Extent;
+import io.coherentfs.core.alloc.Reservation;
 import io.coherentfs.core.alloc.Txn;
 import io.coherentfs.core.btree.NodeStore;
 import io.coherentfs.core.journal.Handle;
@@ -36,9 +37,15 @@ public final class MetaOp implements NodeStore, Txn, AutoCloseable {
     private boolean superblockChanged;
     private boolean closed;
 
-    MetaOp(MetaStore store, Handle handle) {
+    /** Where this op's tree nodes come from: its own reservation, or the store's emergency reserve. */
+    private final Reservation nodeBudget;
+    private final boolean ownsBudget;
+
+    MetaOp(MetaStore store, Handle handle, Reservation nodeBudget, boolean ownsBudget) {
         this.store = store;
         this.handle = handle;
+        this.nodeBudget = nodeBudget;
+        this.ownsBudget = ownsBudget;
     }
 
     @Override
@@ -95,7 +102,7 @@ public final class MetaOp implements NodeStore, Txn, AutoCloseable {
 
     @Override
     public long allocate(long goal) throws IOException {
-        Extent e = store.allocator().allocate(Math.max(goal, 0), 1, 1, this);
+        Extent e = store.allocator().allocate(nodeBudget, Math.max(goal, 0), 1, 1, this);
         modified = true;
         fresh.add(e.start());
         return e.start();
@@ -114,7 +121,10 @@ public final class MetaOp implements NodeStore, Txn, AutoCloseable {
         freed = true;
     }
 
-    /** Allocates data blocks: a run of 1..{@code maxLength} blocks at or near {@code goal}. */
+    /**
+     * Allocates data blocks: a run of 1..{@code maxLength} blocks at or near {@code goal}, from
+     * space nobody reserved. On ENOSPC nothing changed: call it before the first tree change.
+     */
     public Extent allocateData(long goal, long maxLength) throws IOException {
         Extent e = store.allocator().allocate(Math.max(goal, 0), 1, maxLength, this);
         modified = true;
@@ -134,7 +144,16 @@ public final class MetaOp implements NodeStore, Txn, AutoCloseable {
             b.close();
         }
         pins.clear();
+        releaseBudget();
         handle.close();
+    }
+
+    private void releaseBudget() {
+        if (ownsBudget) {
+            store.allocator().release(nodeBudget, nodeBudget.remaining());
+        } else if (freed) {
+            store.topUpEmergency();
+        }
     }
 
     @Override
@@ -160,6 +179,7 @@ public final class MetaOp implements NodeStore, Txn, AutoCloseable {
                 store.reuseAfterCheckpoint(sequence());
             }
         } finally {
+            releaseBudget();
             handle.close();
         }
     }

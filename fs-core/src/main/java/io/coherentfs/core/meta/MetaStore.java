@@ -9,6 +9,7 @@ import io.coherentfs.core.alloc.BitmapFormat;
 import io.coherentfs.core.alloc.BitmapRegion;
 import io.coherentfs.core.alloc.BlockAllocator;
 import io.coherentfs.core.alloc.Extent;
+import io.coherentfs.core.alloc.Reservation;
 import io.coherentfs.core.format.Layout;
 import io.coherentfs.core.format.Superblock;
 import io.coherentfs.core.journal.Handle;
@@ -45,9 +46,15 @@ public final class MetaStore implements AutoCloseable {
     private final boolean readOnly;
     private Superblock superblock;
     private long reuseRegisteredFor;
+    /**
+     * Blocks kept back for the tree nodes of operations that free space (unlink, truncate, punch):
+     * they must work on a full filesystem. Topped up again when blocks come free.
+     */
+    private final Reservation emergency;
+    private final long emergencyTarget;
 
     private MetaStore(BlockDevice device, AlignedBufferPool pool, MetaCache cache, Journal journal,
-            BlockAllocator allocator, Superblock superblock, boolean readOnly) {
+            BlockAllocator allocator, Superblock superblock, boolean readOnly) throws ErrnoException {
         this.device = device;
         this.pool = pool;
         this.cache = cache;
@@ -55,6 +62,37 @@ public final class MetaStore implements AutoCloseable {
         this.allocator = allocator;
         this.superblock = superblock;
         this.readOnly = readOnly;
+        this.emergencyTarget = Math.clamp(superblock.layout().blockCount() / 200, 64, 8192);
+        this.emergency = readOnly ? null : allocator.reserve(0);
+        topUpEmergency();
+    }
+
+    /** Metadata blocks an operation that consumes space reserves for its tree changes. */
+    public static final int METADATA_RESERVE = 32;
+
+    /** What an operation does to free space, which decides where its tree nodes come from. */
+    public enum Space {
+        /** Creates or grows: reserves {@link #METADATA_RESERVE} blocks up front, ENOSPC when it cannot. */
+        CONSUMES,
+        /** Removes or shrinks: draws tree nodes from the emergency reserve, so it works on a full filesystem. */
+        FREES
+    }
+
+    /** Refills the emergency reserve as far as free space allows. */
+    void topUpEmergency() {
+        if (emergency == null) {
+            return;
+        }
+        long deficit = emergencyTarget - emergency.remaining();
+        if (deficit <= 0) {
+            return;
+        }
+        long available = allocator.statfs().availableBlocks();
+        try {
+            allocator.extend(emergency, Math.min(deficit, Math.max(0, available)));
+        } catch (ErrnoException.NoSpaceException raced) {
+            // Someone took the space meanwhile; the next operation tries again.
+        }
     }
 
     /**
@@ -155,7 +193,7 @@ public final class MetaStore implements AutoCloseable {
 
     /** Changes the superblock in a transaction of its own and commits it. */
     private void writeState(UnaryOperator<Superblock> change) throws IOException {
-        try (MetaOp op = begin(4)) {
+        try (MetaOp op = begin(4, Space.FREES)) {
             update(op, change);
         }
         journal.commit();
@@ -166,10 +204,27 @@ public final class MetaStore implements AutoCloseable {
      * the journal is too small to give that many to one handle).
      */
     public MetaOp begin(int credits) throws IOException {
+        return begin(credits, Space.CONSUMES);
+    }
+
+    /**
+     * Begins an operation's transaction. {@link Space#CONSUMES} reserves the blocks its tree
+     * changes may need first, so ENOSPC comes before anything changed.
+     */
+    public MetaOp begin(int credits, Space space) throws IOException {
         if (readOnly) {
             throw new ErrnoException.ReadOnlyException("write", "the filesystem is mounted read-only");
         }
-        return new MetaOp(this, journal.begin(Math.min(credits, journal.maxTransactionBlocks())));
+        Reservation own = space == Space.CONSUMES ? allocator.reserve(METADATA_RESERVE) : null;
+        try {
+            return new MetaOp(this, journal.begin(Math.min(credits, journal.maxTransactionBlocks())),
+                    own != null ? own : emergency, own != null);
+        } catch (IOException | RuntimeException e) {
+            if (own != null) {
+                allocator.release(own, own.remaining());
+            }
+            throw e;
+        }
     }
 
     public synchronized Superblock superblock() {
@@ -196,7 +251,10 @@ public final class MetaStore implements AutoCloseable {
             return;
         }
         reuseRegisteredFor = sequence;
-        journal.onCheckpointed(sequence, () -> allocator.transactionCheckpointed(sequence));
+        journal.onCheckpointed(sequence, () -> {
+            allocator.transactionCheckpointed(sequence);
+            topUpEmergency();
+        });
     }
 
     public BlockDevice device() {
