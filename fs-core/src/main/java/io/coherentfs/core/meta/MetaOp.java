@@ -8,9 +8,7 @@ import io.coherentfs.core.journal.Handle;
 import io.coherentfs.core.journal.MetaBuffer;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
-import java.util.HashMap;
 import java.util.HashSet;
-import java.util.Map;
 import java.util.Set;
 
 /**
@@ -29,7 +27,7 @@ import java.util.Set;
 public final class MetaOp implements NodeStore, Txn, AutoCloseable {
     private final MetaStore store;
     private final Handle handle;
-    private final Map<Long, MetaBuffer> pins = new HashMap<>();
+    private final Pins pins = new Pins();
     /** Blocks allocated by this op and not yet modified: modify() need not read them. */
     private final Set<Long> fresh = new HashSet<>();
     private boolean freed;
@@ -70,7 +68,7 @@ public final class MetaOp implements NodeStore, Txn, AutoCloseable {
     @Override
     public MemorySegment read(long block) throws IOException {
         MetaBuffer b = store.cache().get(block);
-        pin(block, b);
+        pins.pin(block, b);
         return b.segment().asReadOnly();
     }
 
@@ -78,26 +76,13 @@ public final class MetaOp implements NodeStore, Txn, AutoCloseable {
     public MemorySegment modify(long block) throws IOException {
         modified = true;
         MetaBuffer b = fresh.remove(block) ? handle.getCreate(block) : handle.getWrite(block);
-        pin(block, b);
+        pins.pin(block, b);
         return b.segment();
-    }
-
-    private void pin(long block, MetaBuffer b) {
-        MetaBuffer previous = pins.put(block, b);
-        if (previous != null) {
-            pins.put(block, previous);
-            b.close();
-            throw new IllegalStateException("block " + block + " pinned twice in one operation");
-        }
     }
 
     @Override
     public void release(long block) {
-        MetaBuffer b = pins.remove(block);
-        if (b == null) {
-            throw new IllegalStateException("block " + block + " released but not pinned");
-        }
-        b.close();
+        pins.release(block);
     }
 
     @Override
@@ -140,10 +125,7 @@ public final class MetaOp implements NodeStore, Txn, AutoCloseable {
             return;
         }
         closed = true;
-        for (MetaBuffer b : pins.values()) {
-            b.close();
-        }
-        pins.clear();
+        pins.releaseAll();
         releaseBudget();
         handle.close();
     }
@@ -163,10 +145,7 @@ public final class MetaOp implements NodeStore, Txn, AutoCloseable {
         }
         closed = true;
         try {
-            for (MetaBuffer b : pins.values()) {
-                b.close();
-            }
-            pins.clear();
+            pins.releaseAll();
             store.allocator().writeDirtyBlocks(this, (block, image) -> {
                 try (MetaBuffer b = handle.getWrite(block)) {
                     MemorySegment.copy(image, 0, b.segment(), 0, image.byteSize());

@@ -5,8 +5,6 @@ import io.coherentfs.core.journal.MetaBuffer;
 import io.coherentfs.core.journal.MetaCache;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
-import java.util.HashMap;
-import java.util.Map;
 
 /**
  * A read-only {@link NodeStore} over the metadata cache, for lookups outside any transaction.
@@ -14,7 +12,7 @@ import java.util.Map;
  */
 public final class MetaReader implements NodeStore {
     private final MetaCache cache;
-    private final Map<Long, MetaBuffer> pins = new HashMap<>();
+    private final Pins pins = new Pins();
 
     public MetaReader(MetaCache cache) {
         this.cache = cache;
@@ -23,10 +21,7 @@ public final class MetaReader implements NodeStore {
     @Override
     public MemorySegment read(long block) throws IOException {
         MetaBuffer b = cache.get(block);
-        if (pins.putIfAbsent(block, b) != null) {
-            b.close();
-            throw new IllegalStateException("block " + block + " pinned twice in one operation");
-        }
+        pins.pin(block, b);
         return b.segment().asReadOnly();
     }
 
@@ -37,11 +32,7 @@ public final class MetaReader implements NodeStore {
 
     @Override
     public void release(long block) {
-        MetaBuffer b = pins.remove(block);
-        if (b == null) {
-            throw new IllegalStateException("block " + block + " released but not pinned");
-        }
-        b.close();
+        pins.release(block);
     }
 
     @Override

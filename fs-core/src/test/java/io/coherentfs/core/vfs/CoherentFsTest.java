@@ -1,6 +1,7 @@
 package io.coherentfs.core.vfs;
 
 import static io.coherentfs.core.vfs.FsRig.n;
+import static io.coherentfs.core.vfs.Errnos.errno;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -35,20 +36,7 @@ class CoherentFsTest {
         fs = rig.fs;
     }
 
-    private static int errno(ThrowingCall c) {
-        try {
-            c.run();
-        } catch (ErrnoException e) {
-            return e.errno();
-        } catch (Exception e) {
-            throw new AssertionError("expected an ErrnoException, got " + e, e);
-        }
-        throw new AssertionError("expected an error");
-    }
 
-    interface ThrowingCall {
-        void run() throws Exception;
-    }
 
     private static final int ENOENT = 2, EEXIST = 17, ENOTDIR = 20, EISDIR = 21, EINVAL = 22, ENOTEMPTY = 39,
             ENAMETOOLONG = 36, EBADF = 9, EPERM = 1, EFBIG = 27;

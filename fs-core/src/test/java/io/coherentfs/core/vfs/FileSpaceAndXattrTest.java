@@ -1,6 +1,7 @@
 package io.coherentfs.core.vfs;
 
 import static io.coherentfs.core.vfs.FsRig.n;
+import static io.coherentfs.core.vfs.Errnos.errno;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.coherentfs.blockdev.error.ErrnoException;
@@ -34,16 +35,6 @@ class FileSpaceAndXattrTest {
         rig.close();
     }
 
-    private static int errno(CoherentFsTest.ThrowingCall c) {
-        try {
-            c.run();
-        } catch (ErrnoException e) {
-            return e.errno();
-        } catch (Exception e) {
-            throw new AssertionError("expected an ErrnoException, got " + e, e);
-        }
-        throw new AssertionError("expected an error");
-    }
 
     private byte[] read(long offset, int length) throws Exception {
         byte[] b = new byte[length];
