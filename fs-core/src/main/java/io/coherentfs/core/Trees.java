@@ -3,15 +3,12 @@ package io.coherentfs.core;
 import io.coherentfs.core.btree.BTree;
 import io.coherentfs.core.btree.BTreeSpec;
 import io.coherentfs.core.btree.NodeStore;
-import io.coherentfs.core.dir.DirentCodec;
 import io.coherentfs.core.extent.ExtentMap;
 import io.coherentfs.core.format.Superblock;
-import io.coherentfs.core.inode.InodeRecord;
+import io.coherentfs.core.format.TreeShapes;
 import io.coherentfs.core.meta.MetaOp;
 import io.coherentfs.core.meta.MetaStore;
-import io.coherentfs.core.xattr.XattrCodec;
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.util.function.LongFunction;
 
 /**
@@ -21,16 +18,14 @@ import java.util.function.LongFunction;
  * transaction.
  */
 final class Trees {
-    static final BTreeSpec INODES = BTreeSpec.of(8, InodeRecord.SIZE);
-    static final BTreeSpec DIRENTS = BTreeSpec.of(DirentCodec.KEY_SIZE, DirentCodec.VALUE_SIZE);
-    static final BTreeSpec ORPHANS = BTreeSpec.of(8, 0);
-    static final BTreeSpec XATTRS = BTreeSpec.of(XattrCodec.KEY_SIZE, XattrCodec.VALUE_SIZE);
-
-    // Tree ids of the filesystem-wide trees; an extent map's id is its inode number.
-    static final long INODE_TREE = -16;
-    static final long DIRENT_TREE = -15;
-    static final long XATTR_TREE = -14;
-    static final long ORPHAN_TREE = -13;
+    static final BTreeSpec INODES = TreeShapes.INODES;
+    static final BTreeSpec DIRENTS = TreeShapes.DIRENTS;
+    static final BTreeSpec ORPHANS = TreeShapes.ORPHANS;
+    static final BTreeSpec XATTRS = TreeShapes.XATTRS;
+    static final long INODE_TREE = TreeShapes.INODE_TREE;
+    static final long DIRENT_TREE = TreeShapes.DIRENT_TREE;
+    static final long XATTR_TREE = TreeShapes.XATTR_TREE;
+    static final long ORPHAN_TREE = TreeShapes.ORPHAN_TREE;
 
     private final MetaStore meta;
 
@@ -39,11 +34,11 @@ final class Trees {
     }
 
     static byte[] inoKey(long ino) {
-        return ByteBuffer.allocate(8).putLong(ino).array();
+        return TreeShapes.inoKey(ino);
     }
 
     static long inoOf(byte[] key) {
-        return ByteBuffer.wrap(key).getLong();
+        return TreeShapes.inoOf(key);
     }
 
     BTree inodes(NodeStore store, MetaOp op) throws IOException {

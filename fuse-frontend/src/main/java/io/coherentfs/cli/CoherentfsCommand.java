@@ -8,7 +8,8 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         versionProvider = Version.class,
         description = "A FUSE filesystem with its own page cache and extent tree over O_DIRECT storage.",
-        subcommands = {DeviceCheckCommand.class, DeviceBenchCommand.class, picocli.CommandLine.HelpCommand.class})
+        subcommands = {MkfsCommand.class, FsckCommand.class, DeviceCheckCommand.class, DeviceBenchCommand.class,
+                picocli.CommandLine.HelpCommand.class})
 public final class CoherentfsCommand implements Runnable {
     @picocli.CommandLine.Spec
     picocli.CommandLine.Model.CommandSpec spec;
