@@ -1,6 +1,7 @@
 package io.coherentfs.core.fsck;
 
 import io.coherentfs.core.format.TreeShapes;
+import io.coherentfs.core.xattr.XattrCodec;
 
 import io.coherentfs.blockdev.AlignedBuffer;
 import io.coherentfs.blockdev.AlignedBufferPool;
@@ -87,6 +88,7 @@ final class Checker {
     static final String JOURNAL = "journal";
     static final String INODES = "inodes";
     static final String DIRECTORIES = "directories";
+    static final String XATTRS = "extended attributes";
     static final String CONNECTIVITY = "connectivity";
     static final String LINKS = "links";
     static final String SPACE = "free space";
@@ -137,6 +139,7 @@ final class Checker {
     private long inodeCount;
     private long directoryCount;
     private long entryCount;
+    private long xattrCount;
     private long extentCount;
     private long nodeCount;
     private long usedBlocks;
@@ -158,11 +161,6 @@ final class Checker {
             claimFixed(layout.journalStart(), layout.journalBlocks(), "the journal");
             claimFixed(layout.bitmapStart(), layout.bitmapBlocks(), "the free-space bitmap");
             claimFixed(layout.backupSuperblock(), 1, "the backup superblock");
-            if (superblock.xattrTreeRoot() != 0) {
-                treesIntact = false;
-                problems.add(Problem.unrepairable(SUPERBLOCK, "the superblock names an extended-attribute tree (block "
-                        + superblock.xattrTreeRoot() + "), which this fsck cannot check"));
-            }
 
             progress.accept("Pass 1: checking inodes, extent maps and sizes");
             if (!checkInodes()) {
@@ -173,7 +171,8 @@ final class Checker {
 
             progress.accept("Pass 2: checking directory entries");
             checkDirents();
-            progress.accept("Pass 2: " + entryCount + " directory entries");
+            checkXattrs();
+            progress.accept("Pass 2: " + entryCount + " directory entries, " + xattrCount + " extended attributes");
 
             progress.accept("Pass 3: checking directory connectivity");
             checkConnectivity();
@@ -607,6 +606,55 @@ final class Checker {
                 }
             }
             namesInRun.add(d.name());
+        });
+    }
+
+    /**
+     * The xattr tree (created on first use, so it may be absent): its nodes, that every
+     * attribute belongs to an existing inode, that its key hashes its name, and the data block of
+     * each out-of-line value.
+     */
+    private void checkXattrs() throws IOException {
+        if (superblock.xattrTreeRoot() == 0) {
+            return;
+        }
+        BTree tree = openTree(XATTRS, "xattr tree", TreeShapes.XATTRS, TreeShapes.XATTR_TREE,
+                superblock.xattrTreeRoot());
+        if (tree == null) {
+            return;
+        }
+        validateTree(XATTRS, "xattr tree", tree);
+        scan(XATTRS, "xattr tree", tree, (key, value) -> {
+            xattrCount++;
+            XattrCodec.Xattr x;
+            try {
+                x = XattrCodec.decode(key, value);
+            } catch (IllegalArgumentException | IndexOutOfBoundsException e) {
+                problems.add(Problem.unrepairable(XATTRS, "an attribute record is unreadable: " + e.getMessage()));
+                return;
+            }
+            String name = new String(x.name(), java.nio.charset.StandardCharsets.UTF_8);
+            if (!inodes.containsKey(x.ino())) {
+                problems.add(Problem.unrepairable(XATTRS, "attribute '" + name + "' belongs to inode " + x.ino()
+                        + ", which does not exist"));
+            }
+            if (x.position() >>> DirentCodec.COUNTER_BITS != DirentCodec.nameHash(x.name())) {
+                problems.add(Problem.unrepairable(XATTRS, "attribute '" + name + "' of inode " + x.ino()
+                        + " is stored under the wrong hash"));
+            }
+            if (x.outOfLine()) {
+                if (!CheckStore.inDataRegion(layout, x.valueBlock())) {
+                    problems.add(Problem.unrepairable(XATTRS, "attribute '" + name + "' of inode " + x.ino()
+                            + " points at block " + x.valueBlock() + ", outside the data region"));
+                    return;
+                }
+                String conflict = claims.claim(x.valueBlock(), 1, "the value of attribute '" + name + "' of inode "
+                        + x.ino());
+                if (conflict != null) {
+                    problems.add(Problem.unrepairable(XATTRS, "block " + x.valueBlock() + " holds the value of '"
+                            + name + "' of inode " + x.ino() + " and is also used by " + conflict + " (cross-linked)"));
+                }
+            }
         });
     }
 

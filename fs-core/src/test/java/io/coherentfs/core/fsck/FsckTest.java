@@ -105,7 +105,10 @@ class FsckTest {
                 write(fs, f, 0, 4096 * (1 + i % 3), i);
             }
         }
+        fs.setxattr(smallFile, n("user.small"), n("value"), 0);
+        fs.setxattr(dirA, n("trusted.big"), new byte[3000], 0);  // value out of line, in a block of its own
         long gone = fs.mknod(dirA, n("gone"), InodeRecord.S_IFREG | 0644, 0, ME).ino();
+        fs.setxattr(gone, n("user.goes"), new byte[1000], 0);
         write(fs, gone, 0, 9000, 9);
         fs.unlink(dirA, n("gone"));
     }
