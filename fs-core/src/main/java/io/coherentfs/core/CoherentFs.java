@@ -705,14 +705,14 @@ public final class CoherentFs implements Vfs {
             }
             Dirent dst = findEntry(dirents, newParent, newName);
             InodeRecord moving = load(inodes, src.child());
+            if ((flags & RENAME_NOREPLACE) != 0 && dst != null) {
+                throw err(Errno.EEXIST, "rename", "'" + new String(newName) + "' exists");
+            }
             if (dst != null && dst.child() == src.child()) {
                 return null;  // both names are links to one inode: nothing to do (POSIX)
             }
             if (exchange && dst == null) {
                 throw err(Errno.ENOENT, "rename", "RENAME_EXCHANGE with no '" + new String(newName) + "'");
-            }
-            if ((flags & RENAME_NOREPLACE) != 0 && dst != null) {
-                throw err(Errno.EEXIST, "rename", "'" + new String(newName) + "' exists");
             }
             InodeRecord target = dst == null ? null : load(inodes, dst.child());
             if (moving.isDirectory() && parent != newParent && isAncestor(inodes, src.child(), newParent)) {
@@ -871,6 +871,9 @@ public final class CoherentFs implements Vfs {
             if (size < r.size()) {
                 data.zeroTail(ino, size);
                 freeBlocksFrom(ino, (size + BLOCK - 1) / BLOCK);
+            } else if (size > r.size()) {
+                // Bytes past the old end may be those of a write whose size change a crash lost.
+                data.zeroTail(ino, r.size());
             }
             change(NAMESPACE_CREDITS, MetaStore.Space.FREES, op -> {
                 BTree inodes = inodes(op);
@@ -988,6 +991,10 @@ public final class CoherentFs implements Vfs {
             if (pos + src.byteSize() > MAX_FILE_SIZE) {
                 throw err(Errno.EFBIG, "write", "the file would exceed " + MAX_FILE_SIZE + " bytes");
             }
+            if (pos > r.size()) {
+                // The gap must read as zeros, whatever a write that a crash cut short left past the end.
+                data.zeroTail(file.ino(), r.size());
+            }
             data.write(file.ino(), pos, src);
             if ((file.flags() & OpenFile.O_DSYNC) != 0) {
                 fsync(file, (file.flags() & OpenFile.O_SYNC) != OpenFile.O_SYNC);
@@ -1035,6 +1042,9 @@ public final class CoherentFs implements Vfs {
             InodeRecord r = regularFileFor(file, "fallocate");
             if ((mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) == 0) {
                 requireSpace((length + BLOCK - 1) / BLOCK);
+            }
+            if (offset + length > r.size() && (mode & FALLOC_FL_KEEP_SIZE) == 0) {
+                data.zeroTail(file.ino(), r.size());
             }
             long newSize = data.fallocate(file.ino(), mode, offset, length, r.size());
             change(NAMESPACE_CREDITS, MetaStore.Space.FREES, op -> {

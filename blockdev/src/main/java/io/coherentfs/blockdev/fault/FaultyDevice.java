@@ -255,7 +255,12 @@ public final class FaultyDevice implements BlockDevice {
         if (crashed) {
             return;  // the cut came first: what the flush covered was decided by crash()
         }
+        java.util.Set<PendingWrite> stillListed = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+        stillListed.addAll(pending);
         for (PendingWrite w : done) {
+            if (!stillListed.contains(w)) {
+                continue;  // a concurrent flush that covered it already made it durable
+            }
             for (int i = 0; i < w.data.length / sector; i++) {
                 byte[] s = durable.get(w.offset / sector + i);
                 System.arraycopy(w.data, i * sector, s, 0, sector);
