@@ -1192,11 +1192,10 @@ public final class CoherentFs implements Vfs {
         InodeRecord r;
         try {
             r = look(store -> load(store, ino));
-        } catch (ErrnoException e) {
-            live.remove(ino, li);
-            return;
+        } catch (ErrnoException.NoEntryException gone) {
+            r = null;
         }
-        if (r.nlink() == 0 && (r.flags() & InodeRecord.FLAG_ORPHAN) != 0) {
+        if (r != null && r.nlink() == 0 && (r.flags() & InodeRecord.FLAG_ORPHAN) != 0) {
             evict(ino);
         }
         if (li != null && li.unused()) {
@@ -1204,8 +1203,20 @@ public final class CoherentFs implements Vfs {
         }
     }
 
-    /** Frees an orphan inode: its blocks, its extent map, its record and its orphan entry. */
+    /**
+     * Frees an orphan inode: its blocks, its extent map, its record and its orphan entry. Two
+     * threads dropping the last references at once may both get here: the second finds the
+     * inode gone and stops.
+     */
     private void evict(long ino) throws IOException {
+        try {
+            evictOrphan(ino);
+        } catch (ErrnoException.NoEntryException alreadyFreed) {
+            // evicted by another thread
+        }
+    }
+
+    private void evictOrphan(long ino) throws IOException {
         freeBlocksFrom(ino, 0);
         change(NAMESPACE_CREDITS, MetaStore.Space.FREES, op -> {
             BTree inodes = inodes(op);
