@@ -24,6 +24,17 @@ final class FsRig implements AutoCloseable {
         fs = CoherentFs.open(device, CoherentFs.Options.DEFAULT);
     }
 
+    private FsRig(Path image) throws IOException {
+        this.image = image;
+        device = DirectDevice.open(image);
+        fs = null;
+    }
+
+    /** The image an earlier rig made, opened but not mounted (for fsck). */
+    static FsRig existing(String name) throws IOException {
+        return new FsRig(Path.of("target/test-images/" + name + ".img").toAbsolutePath());
+    }
+
     void reopen() throws IOException {
         fs.close();
         device.close();
@@ -38,7 +49,9 @@ final class FsRig implements AutoCloseable {
     @Override
     public void close() throws IOException {
         try {
-            fs.close();
+            if (fs != null) {
+                fs.close();
+            }
         } finally {
             device.close();
         }
