@@ -67,11 +67,39 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  */
 public final class CoherentFs implements Vfs {
     /** How the filesystem is mounted. */
-    public record Options(boolean readOnly, JournalOptions journal) {
-        public static final Options DEFAULT = new Options(false, JournalOptions.DEFAULTS);
+    public record Options(boolean readOnly, JournalOptions journal, Atime atime) {
+        public static final Options DEFAULT = new Options(false, JournalOptions.DEFAULTS, Atime.RELATIME);
+
+        public Options(boolean readOnly, JournalOptions journal) {
+            this(readOnly, journal, Atime.RELATIME);
+        }
 
         public Options withReadOnly(boolean ro) {
-            return new Options(ro, journal);
+            return new Options(ro, journal, atime);
+        }
+
+        public Options withAtime(Atime mode) {
+            return new Options(readOnly, journal, mode);
+        }
+    }
+
+    /** When reads update the access time, as mount(8)'s options say. */
+    public enum Atime {
+        /** Only when atime is not newer than mtime or ctime, or is a day old (Linux's default). */
+        RELATIME,
+        /** Never. */
+        NOATIME,
+        /** On every read. */
+        STRICTATIME;
+
+        /** True when a read at {@code now} must update the access time of {@code r}. */
+        boolean due(InodeRecord r, Timespec now) {
+            return switch (this) {
+                case NOATIME -> false;
+                case STRICTATIME -> true;
+                case RELATIME -> r.atime().compareTo(r.mtime()) <= 0 || r.atime().compareTo(r.ctime()) <= 0
+                        || now.seconds() - r.atime().seconds() >= 24 * 3600;
+            };
         }
     }
 
@@ -94,6 +122,7 @@ public final class CoherentFs implements Vfs {
     private final Trees trees;
     private final FileData data;
     private final Xattrs xattrs;
+    private final Atime atime;
     private final ReentrantReadWriteLock treeLock = new ReentrantReadWriteLock();
     private final ConcurrentHashMap<Long, LiveInode> live = new ConcurrentHashMap<>();
     private final ConcurrentHashMap<Long, OpenFile> openFiles = new ConcurrentHashMap<>();
@@ -115,7 +144,8 @@ public final class CoherentFs implements Vfs {
         }
     }
 
-    private CoherentFs(BlockDevice device, AlignedBufferPool pool, MetaStore meta) {
+    private CoherentFs(BlockDevice device, AlignedBufferPool pool, MetaStore meta, Atime atime) {
+        this.atime = atime;
         this.device = device;
         this.pool = pool;
         this.meta = meta;
@@ -159,7 +189,7 @@ public final class CoherentFs implements Vfs {
         AlignedBufferPool pool = new AlignedBufferPool();
         try {
             MetaStore meta = MetaStore.mount(device, pool, options.journal(), options.readOnly());
-            CoherentFs fs = new CoherentFs(device, pool, meta);
+            CoherentFs fs = new CoherentFs(device, pool, meta, options.atime());
             if (!options.readOnly()) {
                 fs.reapOrphans();
             }
@@ -968,10 +998,27 @@ public final class CoherentFs implements Vfs {
             if (r.isDirectory()) {
                 throw err(Errno.EISDIR, "read", "inode " + file.ino() + " is a directory");
             }
-            return data.read(file.ino(), offset, dst, r.size());
+            int n = data.read(file.ino(), offset, dst, r.size());
+            touchAtime(file.ino(), r);
+            return n;
         } finally {
             li.rwsem.readLock().unlock();
         }
+    }
+
+    /** Updates the access time after a read when the mount's atime mode says so (not on read-only mounts). */
+    private void touchAtime(long ino, InodeRecord seen) throws IOException {
+        Timespec t = now();
+        if (meta.isReadOnly() || !atime.due(seen, t)) {
+            return;
+        }
+        change(NAMESPACE_CREDITS, MetaStore.Space.FREES, op -> {
+            BTree inodes = inodes(op);
+            InodeRecord.Builder b = load(inodes, ino).toBuilder();
+            b.atime = t;
+            save(inodes, ino, b.build());
+            return null;
+        });
     }
 
     @Override

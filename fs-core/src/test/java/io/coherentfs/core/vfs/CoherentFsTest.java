@@ -263,4 +263,20 @@ class CoherentFsTest {
         assertThat(sub.gid()).isEqualTo(500);
         assertThat(sub.mode() & 02000).isNotZero();
     }
+
+    @Test
+    void readsUpdateTheAccessTimeAsRelatimeSays() throws Exception {
+        Attr a = fs.mknod(Vfs.ROOT, n("atime"), 0644, 0, ME);
+        OpenFile f = fs.open(a.ino(), OpenFile.O_RDWR);
+        fs.write(f, 0, MemorySegment.ofArray(new byte[] {1}));
+        io.coherentfs.core.inode.Timespec old = new io.coherentfs.core.inode.Timespec(1_000, 0);
+        fs.setattr(a.ino(), SetAttr.times(old, null));
+        fs.read(f, 0, MemorySegment.ofArray(new byte[1]));
+        io.coherentfs.core.inode.Timespec afterFirst = fs.getattr(a.ino()).atime();
+        assertThat(afterFirst).as("atime older than mtime: updated").isGreaterThan(old);
+        fs.read(f, 0, MemorySegment.ofArray(new byte[1]));
+        assertThat(fs.getattr(a.ino()).atime()).as("atime newer than mtime and ctime: left alone").isEqualTo(afterFirst);
+        fs.release(f);
+    }
 }
+
