@@ -318,16 +318,11 @@ public final class CoherentFs implements Vfs {
     ExtentMap extentsForChange(MetaOp op, BTree inodes, long ino, boolean create) throws IOException {
         InodeRecord r = load(inodes, ino);
         return Trees.extents(op, ino, r.extentRoot(), create, root -> {
-            try {
-                InodeRecord now = load(inodes, ino);
-                if (now.extentRoot() != root) {
-                    InodeRecord.Builder b = now.toBuilder();
-                    b.extentRoot = root;
-                    save(inodes, ino, b.build());
-                }
-                return null;
-            } catch (IOException e) {
-                throw new java.io.UncheckedIOException(e);
+            InodeRecord now = load(inodes, ino);
+            if (now.extentRoot() != root) {
+                InodeRecord.Builder b = now.toBuilder();
+                b.extentRoot = root;
+                save(inodes, ino, b.build());
             }
         });
     }

@@ -9,7 +9,6 @@ import io.coherentfs.core.format.TreeShapes;
 import io.coherentfs.core.meta.MetaOp;
 import io.coherentfs.core.meta.MetaStore;
 import java.io.IOException;
-import java.util.function.LongFunction;
 
 /**
  * The filesystem-wide trees (docs/STORAGE.md): their shapes, their ids, and where their roots
@@ -74,17 +73,17 @@ final class Trees {
      * The extent map of an inode whose record says its root is {@code root} (0: none yet, and
      * {@code create} makes one). {@code rootMoved} records a new root in the inode.
      */
-    static ExtentMap extents(NodeStore store, long ino, long root, boolean create, LongFunction<Void> rootMoved)
+    static ExtentMap extents(NodeStore store, long ino, long root, boolean create, BTree.RootListener rootMoved)
             throws IOException {
         if (root == 0) {
             if (!create) {
                 return null;
             }
-            BTree t = BTree.create(store, ExtentMap.SPEC, ino, -1, r -> rootMoved.apply(r));
-            rootMoved.apply(t.root());
+            BTree t = BTree.create(store, ExtentMap.SPEC, ino, -1, rootMoved);
+            rootMoved.rootChanged(t.root());
             return new ExtentMap(t);
         }
-        return new ExtentMap(BTree.open(store, ExtentMap.SPEC, ino, root, r -> rootMoved.apply(r)));
+        return new ExtentMap(BTree.open(store, ExtentMap.SPEC, ino, root, rootMoved));
     }
 
     /** Creates the filesystem-wide trees (mkfs); their roots go into the superblock. */
