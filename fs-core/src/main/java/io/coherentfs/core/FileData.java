@@ -15,6 +15,7 @@ import io.coherentfs.core.inode.InodeRecord;
 import io.coherentfs.core.inode.Timespec;
 import io.coherentfs.core.meta.MetaOp;
 import io.coherentfs.core.meta.MetaStore;
+import io.coherentfs.core.vfs.Vfs;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
@@ -37,13 +38,6 @@ final class FileData {
     static final long FALLOCATE_STEP_BLOCKS = 32_768;
     static final long UNBOUNDED = Long.MAX_VALUE / 2;
 
-    // fallocate(2) modes.
-    static final int FALLOC_FL_KEEP_SIZE = 0x01;
-    static final int FALLOC_FL_PUNCH_HOLE = 0x02;
-    static final int FALLOC_FL_ZERO_RANGE = 0x10;
-    // lseek(2) whence values.
-    static final int SEEK_DATA = 3;
-    static final int SEEK_HOLE = 4;
 
     private final CoherentFs fs;
     private final BlockDevice device;
@@ -255,14 +249,14 @@ final class FileData {
      * zeroes; every other mode is EOPNOTSUPP. Returns the new size.
      */
     long fallocate(long ino, int mode, long offset, long length, long size) throws IOException {
-        int known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
+        int known = Vfs.FALLOC_FL_KEEP_SIZE | Vfs.FALLOC_FL_PUNCH_HOLE | Vfs.FALLOC_FL_ZERO_RANGE;
         if ((mode & ~known) != 0) {
             throw new ErrnoException.NotSupportedException(Errno.EOPNOTSUPP.code(), "fallocate",
                     "mode 0x" + Integer.toHexString(mode) + " is not supported");
         }
-        boolean punch = (mode & FALLOC_FL_PUNCH_HOLE) != 0;
-        boolean zero = (mode & FALLOC_FL_ZERO_RANGE) != 0;
-        boolean keepSize = (mode & FALLOC_FL_KEEP_SIZE) != 0;
+        boolean punch = (mode & Vfs.FALLOC_FL_PUNCH_HOLE) != 0;
+        boolean zero = (mode & Vfs.FALLOC_FL_ZERO_RANGE) != 0;
+        boolean keepSize = (mode & Vfs.FALLOC_FL_KEEP_SIZE) != 0;
         if (punch && (zero || !keepSize)) {
             throw new ErrnoException.NotSupportedException(Errno.EOPNOTSUPP.code(), "fallocate",
                     "PUNCH_HOLE goes with KEEP_SIZE only");
@@ -298,10 +292,10 @@ final class FileData {
         while ((long) lblk * BLOCK < size) {
             Mapping m = mapForRead(ino, lblk, UNBOUNDED);
             boolean data = !m.readsAsZeros();
-            if (whence == SEEK_DATA && data) {
+            if (whence == Vfs.SEEK_DATA && data) {
                 return Math.max(offset, lblk * BLOCK);
             }
-            if (whence == SEEK_HOLE && !data) {
+            if (whence == Vfs.SEEK_HOLE && !data) {
                 return Math.min(size, Math.max(offset, lblk * BLOCK));
             }
             if (m.blocks() >= UNBOUNDED / BLOCK) {
@@ -309,7 +303,7 @@ final class FileData {
             }
             lblk = m.end();
         }
-        if (whence == SEEK_DATA) {
+        if (whence == Vfs.SEEK_DATA) {
             throw new ErrnoException(Errno.ENXIO, "lseek", "no data at or after " + offset);
         }
         return size;

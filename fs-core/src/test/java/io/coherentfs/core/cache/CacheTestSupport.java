@@ -2,10 +2,9 @@ package io.coherentfs.core.cache;
 
 import io.coherentfs.blockdev.AlignedBufferPool;
 import io.coherentfs.core.sync.RacePoints;
-import java.util.concurrent.Callable;
-import java.util.concurrent.CompletableFuture;
+import io.coherentfs.core.sync.Threads;
 
-/** Test helpers: a small pool + cache with synchronous maintenance, threads with results, spin waits. */
+/** Test helpers: a cache with synchronous maintenance, folio set-up and waits ({@link Threads} starts threads). */
 final class CacheTestSupport {
     private CacheTestSupport() {}
 
@@ -16,31 +15,6 @@ final class CacheTestSupport {
         return new PageCache(pool, budgetBytes, Runnable::run, RacePoints.NONE);
     }
 
-    record Started<T>(Thread thread, CompletableFuture<T> result) {}
-
-    static <T> Started<T> start(String name, Callable<T> body) {
-        CompletableFuture<T> result = new CompletableFuture<>();
-        Thread t = Thread.ofPlatform().name(name).unstarted(() -> {
-            try {
-                result.complete(body.call());
-            } catch (Throwable e) {
-                result.completeExceptionally(e);
-            }
-        });
-        t.start();
-        return new Started<>(t, result);
-    }
-
-    /** Spins (no sleep) until {@code t} parks; fails if it ends instead. */
-    static void awaitParked(Thread t) {
-        while (t.getState() != Thread.State.WAITING) {
-            if (t.getState() == Thread.State.TERMINATED) {
-                throw new AssertionError(t.getName() + " ended instead of waiting");
-            }
-            Thread.onSpinWait();
-        }
-    }
-
     /** Spins until some thread registered as a waiter on {@code f}, then until {@code t} parks. */
     static void awaitWaiting(Folio f, Thread t) {
         while (!f.hasWaiters()) {
@@ -49,7 +23,7 @@ final class CacheTestSupport {
             }
             Thread.onSpinWait();
         }
-        awaitParked(t);
+        Threads.awaitParked(t);
     }
 
     /** A new folio at {@code index}, filled with {@code fill}, uptodate, unlocked. */

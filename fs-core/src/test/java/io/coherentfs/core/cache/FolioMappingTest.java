@@ -3,7 +3,7 @@ package io.coherentfs.core.cache;
 import static io.coherentfs.core.cache.CacheTestSupport.PAGE;
 import static io.coherentfs.core.cache.CacheTestSupport.awaitWaiting;
 import static io.coherentfs.core.cache.CacheTestSupport.cleanFolio;
-import static io.coherentfs.core.cache.CacheTestSupport.start;
+import static io.coherentfs.core.sync.Threads.start;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -97,7 +97,7 @@ class FolioMappingTest {
         int indexes = 1_000; // within the 1024-page budget: nothing is evicted
         CyclicBarrier go = new CyclicBarrier(2);
         Folio[][] got = new Folio[2][indexes];
-        List<CacheTestSupport.Started<Void>> threads = List.of(0, 1).stream().map(t -> start("creator-" + t, () -> {
+        List<io.coherentfs.core.sync.Threads.Started<Void>> threads = List.of(0, 1).stream().map(t -> start("creator-" + t, () -> {
             for (int i = 0; i < indexes; i++) {
                 go.await();
                 Folio f = mapping.getOrCreate(i);

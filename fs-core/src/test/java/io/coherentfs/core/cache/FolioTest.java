@@ -2,7 +2,7 @@ package io.coherentfs.core.cache;
 
 import static io.coherentfs.core.cache.CacheTestSupport.PAGE;
 import static io.coherentfs.core.cache.CacheTestSupport.awaitWaiting;
-import static io.coherentfs.core.cache.CacheTestSupport.start;
+import static io.coherentfs.core.sync.Threads.start;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -197,7 +197,7 @@ class FolioTest {
         long[] counter = {0};
         boolean[] inside = {false};
         CyclicBarrier go = new CyclicBarrier(threads);
-        List<CacheTestSupport.Started<Void>> all = new ArrayList<>();
+        List<io.coherentfs.core.sync.Threads.Started<Void>> all = new ArrayList<>();
         for (int t = 0; t < threads; t++) {
             all.add(start("locker-" + t, () -> {
                 go.await();
@@ -248,7 +248,7 @@ class FolioTest {
             return f.isWriteback();
         });
         awaitWaiting(f, waiter.thread());
-        CacheTestSupport.awaitParked(interruptibleWaiter.thread());
+        io.coherentfs.core.sync.Threads.awaitParked(interruptibleWaiter.thread());
         // a lock/unlock in between wakes the stripe; the waiters must go back to waiting
         f.lock();
         f.unlock();

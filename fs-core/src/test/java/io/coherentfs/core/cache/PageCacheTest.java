@@ -2,7 +2,7 @@ package io.coherentfs.core.cache;
 
 import static io.coherentfs.core.cache.CacheTestSupport.PAGE;
 import static io.coherentfs.core.cache.CacheTestSupport.cleanFolio;
-import static io.coherentfs.core.cache.CacheTestSupport.start;
+import static io.coherentfs.core.sync.Threads.start;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.coherentfs.blockdev.AlignedBufferPool;
@@ -221,7 +221,7 @@ class PageCacheTest {
     void concurrentPressureNeverDropsDirtyData() throws Exception {
         int threads = 4;
         List<FolioMapping> mappings = List.of(cache.newMapping(1), cache.newMapping(2));
-        List<CacheTestSupport.Started<Void>> all = new ArrayList<>();
+        List<io.coherentfs.core.sync.Threads.Started<Void>> all = new ArrayList<>();
         for (int t = 0; t < threads; t++) {
             long seed = 1000 + t;
             all.add(start("pressure-" + t, () -> {
