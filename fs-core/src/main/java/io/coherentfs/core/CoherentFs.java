@@ -30,6 +30,9 @@ import io.coherentfs.core.vfs.SetAttr;
 import io.coherentfs.core.vfs.StatFs;
 import io.coherentfs.core.vfs.Vfs;
 import io.coherentfs.core.xattr.XattrCodec;
+import io.coherentfs.core.sync.CoherenceConfig;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
@@ -66,20 +69,53 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * crash.
  */
 public final class CoherentFs implements Vfs {
-    /** How the filesystem is mounted. */
-    public record Options(boolean readOnly, JournalOptions journal, Atime atime) {
-        public static final Options DEFAULT = new Options(false, JournalOptions.DEFAULTS, Atime.RELATIME);
+    /**
+     * How the filesystem is mounted.
+     *
+     * @param cacheBytes the page cache's budget for clean pages (mount option {@code cache_size=})
+     * @param coherence which coherence mechanisms are on (all, unless an {@code unsafe_*} option)
+     * @param metrics where the engine registers its counters and timers
+     */
+    public record Options(boolean readOnly, JournalOptions journal, Atime atime, long cacheBytes,
+            CoherenceConfig coherence, MeterRegistry metrics) {
+        /** The page cache's budget when no {@code cache_size=} is given: 256 MiB. */
+        public static final long DEFAULT_CACHE_BYTES = 256L << 20;
+        public static final Options DEFAULT = new Options(false, JournalOptions.DEFAULTS, Atime.RELATIME,
+                DEFAULT_CACHE_BYTES, CoherenceConfig.DEFAULTS, new SimpleMeterRegistry());
+
+        public Options {
+            if (cacheBytes < 64 * 4096) {
+                throw new IllegalArgumentException("cache_size must be at least 256 KiB, got " + cacheBytes);
+            }
+            java.util.Objects.requireNonNull(journal, "journal");
+            java.util.Objects.requireNonNull(atime, "atime");
+            java.util.Objects.requireNonNull(coherence, "coherence");
+            java.util.Objects.requireNonNull(metrics, "metrics");
+        }
 
         public Options(boolean readOnly, JournalOptions journal) {
-            this(readOnly, journal, Atime.RELATIME);
+            this(readOnly, journal, Atime.RELATIME, DEFAULT_CACHE_BYTES, CoherenceConfig.DEFAULTS,
+                    new SimpleMeterRegistry());
         }
 
         public Options withReadOnly(boolean ro) {
-            return new Options(ro, journal, atime);
+            return new Options(ro, journal, atime, cacheBytes, coherence, metrics);
         }
 
         public Options withAtime(Atime mode) {
-            return new Options(readOnly, journal, mode);
+            return new Options(readOnly, journal, mode, cacheBytes, coherence, metrics);
+        }
+
+        public Options withCacheBytes(long bytes) {
+            return new Options(readOnly, journal, atime, bytes, coherence, metrics);
+        }
+
+        public Options withCoherence(CoherenceConfig config) {
+            return new Options(readOnly, journal, atime, cacheBytes, config, metrics);
+        }
+
+        public Options withMetrics(MeterRegistry registry) {
+            return new Options(readOnly, journal, atime, cacheBytes, coherence, registry);
         }
     }
 
