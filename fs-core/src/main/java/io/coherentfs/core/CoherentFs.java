@@ -9,12 +9,16 @@ import io.coherentfs.blockdev.AlignedBufferPool;
 import io.coherentfs.blockdev.BlockDevice;
 import io.coherentfs.blockdev.error.Errno;
 import io.coherentfs.blockdev.error.ErrnoException;
+import io.coherentfs.core.alloc.Reservation;
 import io.coherentfs.core.btree.BTree;
 import io.coherentfs.core.btree.BTreeCursor;
 import io.coherentfs.core.btree.NodeStore;
 import io.coherentfs.core.dir.DirentCodec;
 import io.coherentfs.core.dir.DirentCodec.Dirent;
+import io.coherentfs.core.cache.PageCache;
 import io.coherentfs.core.extent.ExtentMap;
+import io.coherentfs.core.extent.ExtentMapper;
+import io.coherentfs.core.extent.Mapping;
 import io.coherentfs.core.format.Superblock;
 import io.coherentfs.core.inode.InodeRecord;
 import io.coherentfs.core.inode.Timespec;
@@ -24,13 +28,15 @@ import io.coherentfs.core.meta.MetaReader;
 import io.coherentfs.core.meta.MetaStore;
 import io.coherentfs.core.vfs.Attr;
 import io.coherentfs.core.vfs.Caller;
+import io.coherentfs.core.vfs.MappedView;
 import io.coherentfs.core.vfs.DirEntry;
 import io.coherentfs.core.vfs.OpenFile;
 import io.coherentfs.core.vfs.SetAttr;
 import io.coherentfs.core.vfs.StatFs;
 import io.coherentfs.core.vfs.Vfs;
-import io.coherentfs.core.xattr.XattrCodec;
 import io.coherentfs.core.sync.CoherenceConfig;
+import io.coherentfs.core.sync.RacePoints;
+import io.coherentfs.core.xattr.XattrCodec;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.io.IOException;
@@ -41,6 +47,7 @@ import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.Lock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
@@ -164,30 +171,29 @@ public final class CoherentFs implements Vfs {
     private final ConcurrentHashMap<Long, OpenFile> openFiles = new ConcurrentHashMap<>();
     private final AtomicLong nextFileId = new AtomicLong(1);
     private volatile boolean closed;
+    private final RacePoints race;
+    private final CoherenceConfig coherence;
+    private final PageCache cache;
+    private final BufferedIo buffered;
+    private final Writeback writeback;
 
-    /** In-memory state of an inode in use: its i_rwsem and reference counts. */
-    static final class LiveInode {
-        final ReentrantReadWriteLock rwsem = new ReentrantReadWriteLock();
-        /** Guarded by this. */
-        long lookups;
-        /** Guarded by this. */
-        int opens;
-        /** The extent map's sequence: bumped on every change, carried by mappings as their validity cookie. */
-        final AtomicLong extentSequence = new AtomicLong();
-
-        synchronized boolean unused() {
-            return lookups == 0 && opens == 0;
-        }
-    }
-
-    private CoherentFs(BlockDevice device, AlignedBufferPool pool, MetaStore meta, Atime atime) {
-        this.atime = atime;
+    private CoherentFs(BlockDevice device, AlignedBufferPool pool, MetaStore meta, Options options, RacePoints race)
+            throws IOException {
+        this.atime = options.atime();
         this.device = device;
         this.pool = pool;
         this.meta = meta;
+        this.race = race;
+        this.coherence = options.coherence();
         this.trees = new Trees(meta);
         this.data = new FileData(this, device, pool);
         this.xattrs = new Xattrs(device, pool);
+        this.cache = new PageCache(pool, options.cacheBytes(), Runnable::run, race);
+        FolioIo folioIo = new FolioIo(device);
+        Reservation delalloc = meta.allocator().reserve(0);
+        this.buffered = new BufferedIo(this, cache, folioIo, race, coherence, meta.allocator(), delalloc);
+        this.writeback = new Writeback(this, cache, folioIo, delalloc, race);
+        EngineMetrics.register(options.metrics(), this, cache, buffered, writeback);
     }
 
     // ---- life cycle ----------------------------------------------------------------------------
@@ -222,12 +228,21 @@ public final class CoherentFs implements Vfs {
 
     /** Mounts the coherentfs on {@code device} (replaying its journal). The device stays the caller's. */
     public static CoherentFs open(BlockDevice device, Options options) throws IOException {
+        return open(device, options, RacePoints.NONE);
+    }
+
+    /**
+     * Mounts with {@code race} as the engine's interleaving points: race tests pass an armable
+     * set; production passes {@link RacePoints#NONE}.
+     */
+    public static CoherentFs open(BlockDevice device, Options options, RacePoints race) throws IOException {
         AlignedBufferPool pool = new AlignedBufferPool();
         try {
             MetaStore meta = MetaStore.mount(device, pool, options.journal(), options.readOnly());
-            CoherentFs fs = new CoherentFs(device, pool, meta, options.atime());
+            CoherentFs fs = new CoherentFs(device, pool, meta, options, race);
             if (!options.readOnly()) {
                 fs.reapOrphans();
+                fs.writeback.start();
             }
             return fs;
         } catch (IOException | RuntimeException e) {
@@ -344,6 +359,10 @@ public final class CoherentFs implements Vfs {
 
     void save(BTree inodes, long ino, InodeRecord r) throws IOException {
         inodes.insert(Trees.inoKey(ino), r.encode());
+        LiveInode li = live.get(ino);
+        if (li != null) {
+            li.atimeQuietUntil = 0; // mtime or ctime may have moved: relatime must look again
+        }
     }
 
     BTree inodes(MetaOp op) throws IOException {
@@ -372,11 +391,43 @@ public final class CoherentFs implements Vfs {
     }
 
     long extentSequence(long ino) {
-        return liveInode(ino).extentSequence.get();
+        LiveInode li = live.get(ino);
+        return li == null ? 0 : li.extentSequence.get();
     }
 
     void bumpExtentSequence(long ino) {
-        liveInode(ino).extentSequence.incrementAndGet();
+        LiveInode li = live.get(ino);
+        if (li != null) {
+            li.extentSequence.incrementAndGet();
+        }
+    }
+
+    /** Maps {@code lblk} and up to {@code maxBlocks} after it for reading (no transaction). */
+    Mapping mapForRead(long ino, long lblk, long maxBlocks) throws IOException {
+        return look(store -> new ExtentMapper(extentsForLook(store, ino), extentSequence(ino), null)
+                .begin(null, lblk, maxBlocks, ExtentMapper.Intent.READ));
+    }
+
+    /**
+     * After an ENOSPC: if blocks freed by transactions not yet checkpointed would help, commit and
+     * checkpoint so they become allocatable, and return true (try again).
+     */
+    boolean retryAfterCheckpoint() throws IOException {
+        if (meta.journal().isAborted() || meta.allocator().statfs().pendingFreeBlocks() == 0) {
+            return false;
+        }
+        meta.commit();
+        meta.journal().checkpoint();
+        return true;
+    }
+
+    Writeback writeback() {
+        return writeback;
+    }
+
+    /** The inodes in use now (a snapshot; for the flusher). */
+    List<LiveInode> liveInodes() {
+        return List.copyOf(live.values());
     }
 
     /** Frees device runs an extent map let go of, and uncharges them from the inode. */
@@ -394,8 +445,70 @@ public final class CoherentFs implements Vfs {
         }
     }
 
-    LiveInode liveInode(long ino) {
-        return live.computeIfAbsent(ino, k -> new LiveInode());
+    /**
+     * Counts a lookup ({@code open == false}) or an open of {@code ino}. Waits out an eviction in
+     * progress and counts on the fresh LiveInode that follows it.
+     */
+    private LiveInode ref(long ino, boolean open) {
+        while (true) {
+            LiveInode li = live.computeIfAbsent(ino, LiveInode::new);
+            synchronized (li) {
+                if (!li.dead) {
+                    if (open) {
+                        li.opens++;
+                    } else {
+                        li.lookups++;
+                    }
+                    return li;
+                }
+            }
+            li.rwsem.readLock().lock(); // eviction holds it exclusive until the LiveInode left the table
+            li.rwsem.readLock().unlock();
+        }
+    }
+
+    /**
+     * The LiveInode of {@code ino} with its rwsem held (exclusive or shared) and its state loaded:
+     * never one that eviction is tearing down.
+     */
+    LiveInode acquire(long ino, boolean exclusive) throws IOException {
+        while (true) {
+            LiveInode li = live.computeIfAbsent(ino, LiveInode::new);
+            Lock l = exclusive ? li.rwsem.writeLock() : li.rwsem.readLock();
+            l.lock();
+            if (li.dead) {
+                l.unlock();
+                continue;
+            }
+            if (!li.isLoaded()) {
+                try {
+                    loadLive(li);
+                } catch (IOException | RuntimeException e) {
+                    l.unlock();
+                    throw e;
+                }
+            }
+            return li;
+        }
+    }
+
+    private void loadLive(LiveInode li) throws IOException {
+        InodeRecord r = look(store -> load(store, li.ino));
+        li.load(r);
+    }
+
+    private static void unlock(LiveInode li, boolean exclusive) {
+        if (exclusive) {
+            li.rwsem.writeLock().unlock();
+        } else {
+            li.rwsem.readLock().unlock();
+        }
+    }
+
+    /** stat's view of a record: the in-memory size, times and delayed blocks of a live inode over it. */
+    private Attr attrOf(long ino, InodeRecord r) {
+        LiveInode li = live.get(ino);
+        return Attr.of(ino, li == null ? r : li.overlay(r));
     }
 
     private static Timespec now() {
@@ -517,12 +630,9 @@ public final class CoherentFs implements Vfs {
                 }
                 child = d.child();
             }
-            return Attr.of(child, load(inodes, child));
+            return attrOf(child, load(inodes, child));
         });
-        LiveInode li = liveInode(a.ino());
-        synchronized (li) {
-            li.lookups++;
-        }
+        ref(a.ino(), false);
         return a;
     }
 
@@ -540,7 +650,7 @@ public final class CoherentFs implements Vfs {
 
     @Override
     public Attr getattr(long ino) throws IOException {
-        return look(store -> Attr.of(ino, load(store, ino)));
+        return look(store -> attrOf(ino, load(store, ino)));
     }
 
     @Override
@@ -608,10 +718,7 @@ public final class CoherentFs implements Vfs {
             touchParent(inodes, parent, dir, isDir ? 1 : 0);
             return Attr.of(ino, rec);
         });
-        LiveInode li = liveInode(a.ino());
-        synchronized (li) {
-            li.lookups++;
-        }
+        ref(a.ino(), false);
         return a;
     }
 
@@ -668,12 +775,9 @@ public final class CoherentFs implements Vfs {
             InodeRecord linked = b.build();
             save(inodes, ino, linked);
             touchParent(inodes, newParent, dir, 0);
-            return Attr.of(ino, linked);
+            return attrOf(ino, linked);
         });
-        LiveInode li = liveInode(ino);
-        synchronized (li) {
-            li.lookups++;
-        }
+        ref(ino, false);
         return a;
     }
 
@@ -876,6 +980,10 @@ public final class CoherentFs implements Vfs {
             BTree inodes = inodes(op);
             InodeRecord r = load(inodes, ino);
             InodeRecord.Builder b = r.toBuilder();
+            LiveInode li = live.get(ino);
+            if (li != null) {
+                li.flushTimes(b); // pending write times first: explicit times below win over them
+            }
             Timespec t = now();
             if (c.mode() != null) {
                 b.mode = r.type() | (c.mode() & 07777);
@@ -907,11 +1015,16 @@ public final class CoherentFs implements Vfs {
             b.ctime = t;
             InodeRecord updated = b.build();
             save(inodes, ino, updated);
-            return Attr.of(ino, updated);
+            return attrOf(ino, updated);
         });
     }
 
-    /** Changes a regular file's size: shrinking frees blocks past the end and zeroes the last block's tail. */
+    /**
+     * Changes a regular file's size. Shrinking zeroes the new last page's tail through the cache,
+     * drops the cached pages and delayed blocks past it and frees the blocks; extending zeroes the
+     * old last page's tail and writes it back before the new size is committed, so the gap reads
+     * as zeros after a crash too.
+     */
     void truncate(long ino, long size) throws IOException {
         if (size < 0) {
             throw err(Errno.EINVAL, "truncate", "negative size " + size);
@@ -919,35 +1032,50 @@ public final class CoherentFs implements Vfs {
         if (size > MAX_FILE_SIZE) {
             throw err(Errno.EFBIG, "truncate", size + " bytes exceeds the largest file, " + MAX_FILE_SIZE);
         }
-        LiveInode li = liveInode(ino);
-        li.rwsem.writeLock().lock();
+        LiveInode li = acquire(ino, true);
         try {
-            InodeRecord r = look(store -> load(store, ino));
-            if (r.isDirectory()) {
-                throw err(Errno.EISDIR, "truncate", "inode " + ino + " is a directory");
+            requireRegular(li, "truncate");
+            long old = li.size;
+            long keepPages = (size + BLOCK - 1) / BLOCK;
+            if (size < old) {
+                buffered.zeroAfterEof(li, size);
+                buffered.dropRange(li, keepPages, Long.MAX_VALUE);
+                li.size = size;
+                freeBlocksFrom(ino, keepPages);
+            } else if (size > old) {
+                buffered.zeroAfterEof(li, old);
+                writeback.writeback(li, old / BLOCK, old / BLOCK + 1);
+                li.size = size;
             }
-            if (!r.isRegular()) {
-                throw err(Errno.EINVAL, "truncate", "inode " + ino + " is not a regular file");
-            }
-            if (size < r.size()) {
-                data.zeroTail(ino, size);
-                freeBlocksFrom(ino, (size + BLOCK - 1) / BLOCK);
-            } else if (size > r.size()) {
-                // Bytes past the old end may be those of a write whose size change a crash lost.
-                data.zeroTail(ino, r.size());
-            }
-            change(NAMESPACE_CREDITS, MetaStore.Space.FREES, op -> {
-                BTree inodes = inodes(op);
-                InodeRecord.Builder b = load(inodes, ino).toBuilder();
-                Timespec t = now();
-                b.size = size;
-                b.mtime = t;
-                b.ctime = t;
-                save(inodes, ino, b.build());
-                return null;
-            });
+            saveSize(li, size, true);
         } finally {
             li.rwsem.writeLock().unlock();
+        }
+    }
+
+    /** Commits {@code size} as the inode's disk size (with its pending times), and mtime/ctime now when {@code touch}. */
+    private void saveSize(LiveInode li, long size, boolean touch) throws IOException {
+        change(NAMESPACE_CREDITS, MetaStore.Space.FREES, op -> {
+            BTree inodes = inodes(op);
+            InodeRecord.Builder b = li.flushTimes(load(inodes, li.ino).toBuilder());
+            if (touch) {
+                Timespec t = now();
+                b.mtime = t;
+                b.ctime = t;
+            }
+            b.size = size;
+            save(inodes, li.ino, b.build());
+            li.diskSize = size;
+            return null;
+        });
+    }
+
+    private static void requireRegular(LiveInode li, String call) throws ErrnoException {
+        if (li.isDirectory()) {
+            throw err(Errno.EISDIR, call, "inode " + li.ino + " is a directory");
+        }
+        if (!li.isRegular()) {
+            throw err(Errno.EINVAL, call, "inode " + li.ino + " is not a regular file");
         }
     }
 
@@ -982,12 +1110,9 @@ public final class CoherentFs implements Vfs {
         if (r.nlink() == 0 && live.get(ino) == null) {
             throw err(Errno.ENOENT, "open", "inode " + ino + " has been removed");
         }
-        LiveInode li = liveInode(ino);
-        synchronized (li) {
-            li.opens++;
-        }
+        ref(ino, true);
         openFiles.put(f.id(), f);
-        if ((flags & OpenFile.O_TRUNC) != 0 && f.writable() && r.isRegular() && r.size() > 0) {
+        if ((flags & OpenFile.O_TRUNC) != 0 && f.writable() && r.isRegular()) {
             truncate(ino, 0);
         }
         return f;
@@ -998,12 +1123,17 @@ public final class CoherentFs implements Vfs {
         if (openFiles.remove(file.id()) == null) {
             return;
         }
-        LiveInode li = live.get(file.ino());
+        unref(file.ino());
+    }
+
+    /** Drops one open (of a file or a mapped view) and evicts the inode when nothing uses it. */
+    void unref(long ino) throws IOException {
+        LiveInode li = live.get(ino);
         if (li != null) {
             synchronized (li) {
                 li.opens--;
             }
-            evictIfUnused(file.ino(), li);
+            evictIfUnused(ino, li);
         }
     }
 
@@ -1022,72 +1152,121 @@ public final class CoherentFs implements Vfs {
         if (offset < 0) {
             throw err(Errno.EINVAL, "read", "negative offset");
         }
-        LiveInode li = liveInode(file.ino());
-        li.rwsem.readLock().lock();
+        LiveInode li = acquire(file.ino(), false);
         try {
-            InodeRecord r = look(store -> load(store, file.ino()));
-            if (r.isDirectory()) {
+            if (li.isDirectory()) {
                 throw err(Errno.EISDIR, "read", "inode " + file.ino() + " is a directory");
             }
-            int n = data.read(file.ino(), offset, dst, r.size());
-            touchAtime(file.ino(), r);
+            int n = buffered.read(li, offset, dst);
+            touchAtime(li);
             return n;
         } finally {
             li.rwsem.readLock().unlock();
         }
     }
 
-    /** Updates the access time after a read when the mount's atime mode says so (not on read-only mounts). */
-    private void touchAtime(long ino, InodeRecord seen) throws IOException {
-        Timespec t = now();
-        if (meta.isReadOnly() || !atime.due(seen, t)) {
+    /**
+     * Updates the access time after a read when the mount's atime mode says so (not on read-only
+     * mounts). Under relatime the answer stays "no" until mtime or ctime changes or a day passes,
+     * which {@link LiveInode#atimeQuietUntil} remembers so that cached reads touch no metadata.
+     */
+    private void touchAtime(LiveInode li) throws IOException {
+        if (atime == Atime.NOATIME || meta.isReadOnly()) {
             return;
         }
-        change(NAMESPACE_CREDITS, MetaStore.Space.FREES, op -> {
-            BTree inodes = inodes(op);
-            InodeRecord.Builder b = load(inodes, ino).toBuilder();
-            b.atime = t;
-            save(inodes, ino, b.build());
-            return null;
-        });
+        long nowNanos = System.currentTimeMillis() * 1_000_000L;
+        if (nowNanos < li.atimeQuietUntil) {
+            return;
+        }
+        Timespec t = now();
+        InodeRecord seen = li.overlay(look(store -> load(store, li.ino)));
+        if (atime.due(seen, t)) {
+            change(NAMESPACE_CREDITS, MetaStore.Space.FREES, op -> {
+                BTree inodes = inodes(op);
+                InodeRecord.Builder b = load(inodes, li.ino).toBuilder();
+                b.atime = t;
+                save(inodes, li.ino, b.build());
+                return null;
+            });
+            if (atime == Atime.RELATIME) {
+                li.atimeQuietUntil = (t.seconds() + 24 * 3600) * 1_000_000_000L;
+            }
+        } else if (atime == Atime.RELATIME) {
+            li.atimeQuietUntil = (seen.atime().seconds() + 24 * 3600) * 1_000_000_000L;
+        }
     }
 
     @Override
     public int write(OpenFile file, long offset, MemorySegment src) throws IOException {
+        return write(file, offset, BufferedIo.Source.of(src));
+    }
+
+    @Override
+    public int write(OpenFile file, long offset, MappedView src, long srcOffset, long length) throws IOException {
+        if (!(src instanceof MappedFile view) || srcOffset < 0 || length < 0) {
+            throw err(Errno.EINVAL, "write", "not a view of this filesystem, or a negative range");
+        }
+        return write(file, offset, view.source(srcOffset, length));
+    }
+
+    private int write(OpenFile file, long offset, BufferedIo.Source src) throws IOException {
         checkOpenFile(file, true, "write");
         if (offset < 0) {
             throw err(Errno.EINVAL, "write", "negative offset");
         }
-        LiveInode li = liveInode(file.ino());
-        li.rwsem.writeLock().lock();
+        if (src.size() > Integer.MAX_VALUE) {
+            throw err(Errno.EINVAL, "write", "more than 2 GiB in one call");
+        }
+        LiveInode li = acquire(file.ino(), true);
+        long written;
         try {
-            InodeRecord r = look(store -> load(store, file.ino()));
-            long pos = (file.flags() & OpenFile.O_APPEND) != 0 ? r.size() : offset;
-            if (src.byteSize() == 0) {
+            requireRegular(li, "write");
+            long pos = (file.flags() & OpenFile.O_APPEND) != 0 ? li.size : offset;
+            if (src.size() == 0) {
                 return 0;
             }
-            if (pos + src.byteSize() > MAX_FILE_SIZE) {
+            if (pos + src.size() > MAX_FILE_SIZE) {
                 throw err(Errno.EFBIG, "write", "the file would exceed " + MAX_FILE_SIZE + " bytes");
             }
-            if (pos > r.size()) {
-                // The gap must read as zeros, whatever a write that a crash cut short left past the end.
-                data.zeroTail(file.ino(), r.size());
-            }
-            data.write(file.ino(), pos, src);
-            if ((file.flags() & OpenFile.O_DSYNC) != 0) {
-                fsync(file, (file.flags() & OpenFile.O_SYNC) != OpenFile.O_SYNC);
-            }
-            return (int) src.byteSize();
+            written = buffered.write(li, pos, src);
         } finally {
             li.rwsem.writeLock().unlock();
         }
+        if ((file.flags() & OpenFile.O_DSYNC) != 0) {
+            fsync(file, (file.flags() & OpenFile.O_SYNC) != OpenFile.O_SYNC);
+        }
+        return (int) written;
+    }
+
+    @Override
+    public MappedView map(OpenFile file) throws IOException {
+        checkOpenFile(file, false, "mmap");
+        LiveInode li = ref(file.ino(), true);
+        try {
+            if (!li.isLoaded()) {
+                loadLive(li);
+            }
+            requireRegular(li, "mmap");
+        } catch (IOException | RuntimeException e) {
+            unref(file.ino());
+            throw e;
+        }
+        return new MappedFile(this, buffered, li, file.writable());
     }
 
     @Override
     public void fsync(OpenFile file, boolean dataOnly) throws IOException {
         checkOpen();
-        // Data writes completed before their metadata joined a transaction; the commit's flush
-        // makes both durable. A plain overwrite may have nothing to commit: flush anyway.
+        LiveInode li = live.get(file.ino());
+        if (li != null) {
+            writeback.writebackInode(li);
+            IOException failed = li.writebackError;
+            if (failed != null) {
+                li.writebackError = null; // reported once, as errseq does per file
+                throw new ErrnoException(Errno.EIO, "fsync", "writeback of inode " + li.ino + " failed: "
+                        + failed.getMessage());
+            }
+        }
         meta.commit();
         device.flush();
     }
@@ -1095,18 +1274,7 @@ public final class CoherentFs implements Vfs {
     @Override
     public void flush(OpenFile file) throws IOException {
         checkOpenFile(file, false, "flush");
-        // Data goes to the device as it is written; nothing is buffered per descriptor yet.
-    }
-
-    private InodeRecord regularFileFor(OpenFile file, String call) throws IOException {
-        InodeRecord r = look(store -> load(store, file.ino()));
-        if (r.isDirectory()) {
-            throw err(Errno.EISDIR, call, "inode " + file.ino() + " is a directory");
-        }
-        if (!r.isRegular()) {
-            throw err(Errno.ENODEV, call, "inode " + file.ino() + " is not a regular file");
-        }
-        return r;
+        // close(2) does not write back (as ext4 and XFS); the flusher and fsync do.
     }
 
     @Override
@@ -1114,29 +1282,50 @@ public final class CoherentFs implements Vfs {
         if (!openFiles.containsKey(file.id()) || !file.writable()) {
             throw err(Errno.EBADF, "fallocate", "file not open for writing");
         }
-        LiveInode li = liveInode(file.ino());
-        li.rwsem.writeLock().lock();
+        LiveInode li = acquire(file.ino(), true);
         try {
-            InodeRecord r = regularFileFor(file, "fallocate");
+            requireRegular(li, "fallocate");
             if ((mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) == 0) {
                 requireSpace((length + BLOCK - 1) / BLOCK);
             }
-            if (offset + length > r.size() && (mode & FALLOC_FL_KEEP_SIZE) == 0) {
-                data.zeroTail(file.ino(), r.size());
-            }
-            long newSize = data.fallocate(file.ino(), mode, offset, length, r.size());
-            change(NAMESPACE_CREDITS, MetaStore.Space.FREES, op -> {
-                BTree inodes = inodes(op);
-                InodeRecord.Builder b = load(inodes, file.ino()).toBuilder();
-                Timespec t = now();
-                if (newSize != b.size || (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) != 0) {
-                    b.mtime = t;
+            var invalidate = li.mapping(cache).invalidateLock().writeLock();
+            invalidate.lock();
+            try {
+                long oldSize = li.size;
+                long end = offset + length;
+                if (end > oldSize && (mode & FALLOC_FL_KEEP_SIZE) == 0 && offset >= 0 && length > 0) {
+                    buffered.zeroAfterEof(li, oldSize);
+                    writeback.writeback(li, oldSize / BLOCK, oldSize / BLOCK + 1);
                 }
-                b.size = newSize;
-                b.ctime = t;
-                save(inodes, file.ino(), b.build());
-                return null;
-            });
+                // Resolve delayed allocations and put cached data on disk, so the device is the
+                // whole truth over the range; punch and zero then drop the range's pages.
+                if (offset >= 0 && length > 0) {
+                    writeback.writeback(li, offset / BLOCK, (end + BLOCK - 1) / BLOCK);
+                }
+                boolean clearsData = (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) != 0;
+                long newSize = data.fallocate(file.ino(), mode, offset, length, oldSize);
+                if (clearsData) {
+                    buffered.dropRange(li, offset / BLOCK, (end + BLOCK - 1) / BLOCK);
+                }
+                li.size = newSize;
+                change(NAMESPACE_CREDITS, MetaStore.Space.FREES, op -> {
+                    BTree inodes = inodes(op);
+                    InodeRecord.Builder b = li.flushTimes(load(inodes, file.ino()).toBuilder());
+                    Timespec t = now();
+                    if (newSize != oldSize || clearsData) {
+                        b.mtime = t;
+                    }
+                    if (newSize > oldSize) {
+                        b.size = newSize;
+                    }
+                    b.ctime = t;
+                    save(inodes, file.ino(), b.build());
+                    li.diskSize = b.size;
+                    return null;
+                });
+            } finally {
+                invalidate.unlock();
+            }
         } finally {
             li.rwsem.writeLock().unlock();
         }
@@ -1148,11 +1337,13 @@ public final class CoherentFs implements Vfs {
         if (whence != SEEK_DATA && whence != SEEK_HOLE) {
             throw err(Errno.EINVAL, "lseek", "whence " + whence + " (this call serves SEEK_DATA and SEEK_HOLE)");
         }
-        LiveInode li = liveInode(file.ino());
-        li.rwsem.readLock().lock();
+        LiveInode li = acquire(file.ino(), false);
         try {
-            InodeRecord r = look(store -> load(store, file.ino()));
-            return data.seek(file.ino(), offset, whence, r.size());
+            if (offset >= 0 && offset < li.size) {
+                // Cached data counts: put it on disk, where seek looks.
+                writeback.writeback(li, offset / BLOCK, Long.MAX_VALUE);
+            }
+            return data.seek(file.ino(), offset, whence, li.size);
         } finally {
             li.rwsem.readLock().unlock();
         }
@@ -1256,28 +1447,68 @@ public final class CoherentFs implements Vfs {
     @Override
     public void sync() throws IOException {
         checkOpen();
+        IOException first = null;
+        for (LiveInode li : liveInodes()) {
+            try {
+                writeback.writebackInode(li);
+            } catch (IOException e) {
+                first = first == null ? e : first;
+            }
+        }
         meta.commit();
         device.flush();
+        if (first != null) {
+            throw first;
+        }
     }
 
     // ---- eviction ------------------------------------------------------------------------------
 
-    /** Frees an orphan once nothing references it any more. */
+    /**
+     * Called when a reference to {@code ino} went: once nothing uses the inode, writes back and
+     * drops its cached pages (or, for an orphan, just drops them and frees the inode) and forgets
+     * its LiveInode. Holds the inode's rwsem exclusive throughout, so nobody can use the mapping
+     * being torn down; see {@link LiveInode} for the protocol.
+     */
     private void evictIfUnused(long ino, LiveInode li) throws IOException {
-        if (li != null && !li.unused()) {
+        if (li == null) {
+            InodeRecord r = recordOrNull(ino);
+            if (r != null && r.nlink() == 0 && (r.flags() & InodeRecord.FLAG_ORPHAN) != 0) {
+                evict(ino);
+            }
             return;
         }
-        InodeRecord r;
+        li.rwsem.writeLock().lock();
         try {
-            r = look(store -> load(store, ino));
+            synchronized (li) {
+                if (li.dead || li.lookups != 0 || li.opens != 0) {
+                    return;
+                }
+                li.dead = true;
+            }
+            try {
+                InodeRecord r = recordOrNull(ino);
+                boolean orphan = r != null && r.nlink() == 0 && (r.flags() & InodeRecord.FLAG_ORPHAN) != 0;
+                if (r != null && !orphan && li.mappingOrNull() != null && !meta.isReadOnly()) {
+                    writeback.writebackInode(li);
+                }
+                buffered.dropRange(li, 0, Long.MAX_VALUE);
+                if (orphan) {
+                    evict(ino);
+                }
+            } finally {
+                live.remove(ino, li);
+            }
+        } finally {
+            li.rwsem.writeLock().unlock();
+        }
+    }
+
+    private InodeRecord recordOrNull(long ino) throws IOException {
+        try {
+            return look(store -> load(store, ino));
         } catch (ErrnoException.NoEntryException gone) {
-            r = null;
-        }
-        if (r != null && r.nlink() == 0 && (r.flags() & InodeRecord.FLAG_ORPHAN) != 0) {
-            evict(ino);
-        }
-        if (li != null && li.unused()) {
-            live.remove(ino, li);
+            return null;
         }
     }
 
@@ -1324,22 +1555,30 @@ public final class CoherentFs implements Vfs {
         }
     }
 
+    /** The page cache (for metrics and tests). */
+    public PageCache pageCache() {
+        return cache;
+    }
+
+    /** Writes back everything, frees orphans still open, marks the image clean and closes it. */
     @Override
     public void close() throws IOException {
         if (closed) {
             return;
         }
+        writeback.close();
         try {
             if (!meta.isReadOnly() && !meta.journal().isAborted()) {
-                for (Long ino : List.copyOf(live.keySet())) {
-                    InodeRecord r;
-                    try {
-                        r = look(store -> load(store, ino));
-                    } catch (ErrnoException e) {
+                for (LiveInode li : liveInodes()) {
+                    InodeRecord r = recordOrNull(li.ino);
+                    if (r == null) {
                         continue;
                     }
                     if (r.nlink() == 0 && (r.flags() & InodeRecord.FLAG_ORPHAN) != 0) {
-                        evict(ino);
+                        buffered.dropRange(li, 0, Long.MAX_VALUE);
+                        evict(li.ino);
+                    } else {
+                        writeback.writebackInode(li);
                     }
                 }
             }

@@ -339,6 +339,23 @@ public final class Folio {
         }
     }
 
+    /**
+     * Claims a folio the caller holds locked for removal (truncate, punch): requires it clean and
+     * not under writeback; sets REMOVED and clears TRACKED in one CAS. The lock stays held until
+     * {@link PageCache#release} ends the reclaim.
+     */
+    boolean claimLocked() {
+        while (true) {
+            int s = state();
+            if ((s & LOCKED) == 0 || (s & (DIRTY | WRITEBACK | REMOVED)) != 0) {
+                throw illegal("claimLocked", s);
+            }
+            if (cas(s, (s | REMOVED) & ~TRACKED)) {
+                return true;
+            }
+        }
+    }
+
     /** Called inside the cache's per-key compute: sets or clears TRACKED to match the state. */
     boolean updateTracked() {
         while (true) {

@@ -167,6 +167,52 @@ public final class FolioMapping {
     }
 
     /**
+     * Removes every cached folio with index in {@code [fromIndex, toIndex)}, dirty ones included
+     * (truncate_inode_pages_range): each is locked, its writeback waited for, its dirty state
+     * cancelled, and it is freed. The caller holds the invalidate lock exclusive (nothing adds
+     * pages meanwhile) and no folio lock.
+     *
+     * @return the number of folios removed
+     */
+    public long truncate(long fromIndex, long toIndex) {
+        long removed = 0;
+        if (fromIndex >= toIndex) {
+            return 0;
+        }
+        for (Long index : List.copyOf(pages.subMap(fromIndex, true, toIndex, false).keySet())) {
+            Folio f = lock(index);
+            if (f == null) {
+                continue;
+            }
+            f.waitForWriteback();
+            f.cancelDirty();
+            f.claimLocked();
+            cache.untrack(f);
+            cache.release(f);
+            removed++;
+        }
+        return removed;
+    }
+
+    /** The cached indices in {@code [fromIndex, toIndex)}, in order: a weakly consistent snapshot. */
+    public List<Long> cachedIndices(long fromIndex, long toIndex) {
+        if (fromIndex >= toIndex) {
+            return List.of();
+        }
+        return List.copyOf(pages.subMap(fromIndex, true, toIndex, false).keySet());
+    }
+
+    /** True when some folio of the mapping is dirty (a scan: for eviction and tests). */
+    public boolean hasDirty() {
+        for (Folio f : pages.values()) {
+            if (f.isDirty() || f.isWriteback()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
      * The smallest cached index {@code >= fromIndex}, or -1 if none. Any cached folio counts as
      * data (uptodate, dirty or being filled). Weakly consistent.
      */

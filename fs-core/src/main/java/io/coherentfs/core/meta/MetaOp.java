@@ -111,7 +111,15 @@ public final class MetaOp implements NodeStore, Txn, AutoCloseable {
      * space nobody reserved. On ENOSPC nothing changed: call it before the first tree change.
      */
     public Extent allocateData(long goal, long maxLength) throws IOException {
-        Extent e = store.allocator().allocate(Math.max(goal, 0), 1, maxLength, this);
+        return allocateData(null, goal, maxLength);
+    }
+
+    /**
+     * Like {@link #allocateData(long, long)}, drawing first on {@code reservation} (delayed
+     * allocation's blocks, promised when the data was written to the cache).
+     */
+    public Extent allocateData(Reservation reservation, long goal, long maxLength) throws IOException {
+        Extent e = store.allocator().allocate(reservation, Math.max(goal, 0), 1, maxLength, this);
         modified = true;
         return e;
     }

@@ -63,6 +63,16 @@ public interface Vfs extends AutoCloseable {
     /** Writes all of {@code src} at {@code offset} (at end of file for O_APPEND); returns the count. */
     int write(OpenFile file, long offset, MemorySegment src) throws IOException;
 
+    /**
+     * Writes {@code length} bytes of a mapped view at {@code srcOffset} to the file at
+     * {@code offset}: write(2) whose buffer is an mmap of a file (this one or another). A fault
+     * in the source fails the call with EFAULT, or makes it short after some progress.
+     */
+    int write(OpenFile file, long offset, MappedView src, long srcOffset, long length) throws IOException;
+
+    /** mmap(2) with MAP_SHARED: a page-granular view of the open file through the page cache. */
+    MappedView map(OpenFile file) throws IOException;
+
     /** fsync(2) / fdatasync(2): the file's data and the metadata needed to read it are durable. */
     void fsync(OpenFile file, boolean dataOnly) throws IOException;
 

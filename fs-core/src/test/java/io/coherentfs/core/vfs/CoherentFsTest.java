@@ -102,6 +102,7 @@ class CoherentFsTest {
         byte[] ones = new byte[3 * 4096];
         java.util.Arrays.fill(ones, (byte) 1);
         fs.write(f, 0, MemorySegment.ofArray(ones));
+        fs.fsync(f, false); // delayed allocation: the blocks are chosen at writeback
         long freeBefore = fs.statfs().freeBlocks();
         fs.setattr(file.ino(), SetAttr.size(5000));
         fs.setattr(file.ino(), SetAttr.size(3 * 4096));

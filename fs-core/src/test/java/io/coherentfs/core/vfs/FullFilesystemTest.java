@@ -30,7 +30,12 @@ class FullFilesystemTest {
             ErrnoException full = null;
             for (int i = 0; i < 64; i++) {
                 try {
-                    fs.write(f, (long) i * MIB, MemorySegment.ofArray(chunk(i)));
+                    int n = fs.write(f, (long) i * MIB, MemorySegment.ofArray(chunk(i)));
+                    if (n < MIB) {
+                        // write(2) comes up short when space runs out part way; the next one fails
+                        assertThat(n).isPositive();
+                        continue;
+                    }
                     written++;
                 } catch (ErrnoException e) {
                     full = e;
