@@ -265,16 +265,16 @@ final class BufferedIo {
                 long endBlock = (chunkEnd + PAGE - 1) >>> SHIFT;
                 long reservedEnd = reserve(li, firstBlock, endBlock);
                 chunkEnd = Math.min(chunkEnd, reservedEnd << SHIFT);
-                long copied = 0;
+                long[] copied = {0};
                 try {
                     race.hit(RACE_WRITE_AFTER_RESERVE);
-                    copied = copyIn(li, m, at, chunkEnd - at, src, done, bounce);
+                    copyIn(li, m, at, chunkEnd - at, src, done, bounce, copied);
                 } finally {
-                    if (copied < chunkEnd - at) {
-                        releaseDelalloc(li, at + copied, reservedEnd << SHIFT);
+                    if (copied[0] < chunkEnd - at) {
+                        releaseDelalloc(li, at + copied[0], reservedEnd << SHIFT);
                     }
-                    done += copied;
-                    if (copied > 0) {
+                    done += copied[0];
+                    if (copied[0] > 0) {
                         li.touchData(Timespec.now());
                     }
                 }
@@ -287,25 +287,27 @@ final class BufferedIo {
         return done;
     }
 
-    /** Copies one chunk into folios page by page; returns the bytes copied (all, unless it throws). */
-    private long copyIn(LiveInode li, FolioMapping m, long at, long length, Source src, long srcOffset,
-            MemorySegment bounce) throws IOException {
-        long copied = 0;
-        while (copied < length) {
-            long p = at + copied;
+    /**
+     * Copies one chunk into folios page by page, counting the bytes copied in {@code copied[0]}
+     * as it goes (so a failure part way leaves the progress there).
+     */
+    private void copyIn(LiveInode li, FolioMapping m, long at, long length, Source src, long srcOffset,
+            MemorySegment bounce, long[] copied) throws IOException {
+        while (copied[0] < length) {
+            long p = at + copied[0];
             long index = p >>> SHIFT;
             int inPage = (int) (p & (PAGE - 1));
-            int n = (int) Math.min(PAGE - inPage, length - copied);
+            int n = (int) Math.min(PAGE - inPage, length - copied[0]);
             if (bounce != null) {
                 // Fault the source in with no folio locked: it may be a view of this very file.
-                src.copyTo(srcOffset + copied, bounce, 0, n);
+                src.copyTo(srcOffset + copied[0], bounce, 0, n);
             }
             Folio f = lockForWrite(li, m, index, inPage != 0 || n != PAGE);
             try {
                 if (bounce != null) {
                     MemorySegment.copy(bounce, 0, f.data(), inPage, n);
                 } else {
-                    src.copyTo(srcOffset + copied, f.data(), inPage, n);
+                    src.copyTo(srcOffset + copied[0], f.data(), inPage, n);
                 }
                 if (!f.isUptodate()) {
                     f.markUptodate();
@@ -319,9 +321,8 @@ final class BufferedIo {
             } finally {
                 f.unlock();
             }
-            copied += n;
+            copied[0] += n;
         }
-        return copied;
     }
 
     /**

@@ -81,14 +81,15 @@ public final class CoherentFs implements Vfs {
      *
      * @param cacheBytes the page cache's budget for clean pages (mount option {@code cache_size=})
      * @param coherence which coherence mechanisms are on (all, unless an {@code unsafe_*} option)
-     * @param metrics where the engine registers its counters and timers
+     * @param metrics where the engine registers its counters and timers; null for a registry of
+     *     the mount's own ({@link CoherentFs#metrics()})
      */
     public record Options(boolean readOnly, JournalOptions journal, Atime atime, long cacheBytes,
             CoherenceConfig coherence, MeterRegistry metrics) {
         /** The page cache's budget when no {@code cache_size=} is given: 256 MiB. */
         public static final long DEFAULT_CACHE_BYTES = 256L << 20;
         public static final Options DEFAULT = new Options(false, JournalOptions.DEFAULTS, Atime.RELATIME,
-                DEFAULT_CACHE_BYTES, CoherenceConfig.DEFAULTS, new SimpleMeterRegistry());
+                DEFAULT_CACHE_BYTES, CoherenceConfig.DEFAULTS, null);
 
         public Options {
             if (cacheBytes < 64 * 4096) {
@@ -97,12 +98,10 @@ public final class CoherentFs implements Vfs {
             java.util.Objects.requireNonNull(journal, "journal");
             java.util.Objects.requireNonNull(atime, "atime");
             java.util.Objects.requireNonNull(coherence, "coherence");
-            java.util.Objects.requireNonNull(metrics, "metrics");
         }
 
         public Options(boolean readOnly, JournalOptions journal) {
-            this(readOnly, journal, Atime.RELATIME, DEFAULT_CACHE_BYTES, CoherenceConfig.DEFAULTS,
-                    new SimpleMeterRegistry());
+            this(readOnly, journal, Atime.RELATIME, DEFAULT_CACHE_BYTES, CoherenceConfig.DEFAULTS, null);
         }
 
         public Options withReadOnly(boolean ro) {
@@ -176,6 +175,7 @@ public final class CoherentFs implements Vfs {
     private final PageCache cache;
     private final BufferedIo buffered;
     private final Writeback writeback;
+    private final MeterRegistry metrics;
 
     private CoherentFs(BlockDevice device, AlignedBufferPool pool, MetaStore meta, Options options, RacePoints race)
             throws IOException {
@@ -193,7 +193,8 @@ public final class CoherentFs implements Vfs {
         Reservation delalloc = meta.allocator().reserve(0);
         this.buffered = new BufferedIo(this, cache, folioIo, race, coherence, meta.allocator(), delalloc);
         this.writeback = new Writeback(this, cache, folioIo, delalloc, race);
-        EngineMetrics.register(options.metrics(), this, cache, buffered, writeback);
+        this.metrics = options.metrics() != null ? options.metrics() : new SimpleMeterRegistry();
+        EngineMetrics.register(metrics, this, cache, buffered, writeback);
     }
 
     // ---- life cycle ----------------------------------------------------------------------------
@@ -1553,6 +1554,11 @@ public final class CoherentFs implements Vfs {
         for (long ino : orphans) {
             evict(ino);
         }
+    }
+
+    /** The registry holding the engine's meters. */
+    public MeterRegistry metrics() {
+        return metrics;
     }
 
     /** The page cache (for metrics and tests). */
