@@ -12,11 +12,13 @@ import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
- * An image file or block device opened with O_DIRECT through FFM: synchronous pread/pwrite on
- * the caller's thread, asynchronous requests through an {@link IoEngine}.
+ * An image file or block device opened with O_DIRECT through FFM: synchronous pread/pwrite
+ * (preadv/pwritev for vectored requests) on the caller's thread, asynchronous requests through an
+ * {@link IoEngine}. A vectored request reaches the kernel as one call, every segment in place.
  *
  * <p>Regular files are opened {@code O_RDWR|O_DIRECT|O_CLOEXEC}, block devices also
  * {@code O_EXCL} (the kernel then refuses a second exclusive opener, e.g. a mounted filesystem),
@@ -197,11 +199,9 @@ public final class DirectDevice implements BlockDevice {
      * that the asynchronous paths can hand it to their callback.
      */
     private ErrnoException check(String call, long offset, MemorySegment buf, boolean write) {
-        if (closed.get()) {
-            return new ErrnoException(Errno.EBADF, call, geometry.path() + " is closed");
-        }
-        if (write && readOnly) {
-            return new ErrnoException.ReadOnlyException(call, geometry.path() + " is open read-only");
+        ErrnoException bad = checkAccess(call, write);
+        if (bad != null) {
+            return bad;
         }
         if (!buf.isNative()) {
             return new ErrnoException.InvalidArgumentException(call, "direct IO needs native memory, not a heap segment");
@@ -223,6 +223,32 @@ public final class DirectDevice implements BlockDevice {
         if (buf.address() % geometry.dioMemoryAlign() != 0) {
             return new MisalignedIoException(call, "buffer address", buf.address(), geometry.dioMemoryAlign());
         }
+        return checkRange(call, offset, length, write);
+    }
+
+    /** {@link #check} for a vectored request: every segment, then the whole range. */
+    private ErrnoException checkVectored(String call, long offset, List<MemorySegment> bufs, boolean write) {
+        ErrnoException bad = checkAccess(call, write);
+        if (bad == null) {
+            bad = IoVectors.checkShape(call, offset, bufs, geometry);
+        }
+        if (bad == null) {
+            bad = checkRange(call, offset, IoVectors.totalLength(bufs), write);
+        }
+        return bad;
+    }
+
+    private ErrnoException checkAccess(String call, boolean write) {
+        if (closed.get()) {
+            return new ErrnoException(Errno.EBADF, call, geometry.path() + " is closed");
+        }
+        if (write && readOnly) {
+            return new ErrnoException.ReadOnlyException(call, geometry.path() + " is open read-only");
+        }
+        return null;
+    }
+
+    private ErrnoException checkRange(String call, long offset, long length, boolean write) {
         if (offset + length > geometry.size() || offset + length < 0) {
             String range = "[" + offset + ", " + (offset + length) + ") is beyond the end of "
                     + geometry.path() + " (" + geometry.size() + " bytes)";
@@ -260,6 +286,41 @@ public final class DirectDevice implements BlockDevice {
             long n = LinuxSyscalls.pwrite(fd, src.asSlice(done), offset + done);
             if (n == 0) {
                 throw new ErrnoException.NoSpaceException("pwrite", "wrote nothing at " + (offset + done));
+            }
+            done += n;
+        }
+    }
+
+    @Override
+    public void readv(long offset, List<MemorySegment> dsts) throws IOException {
+        ErrnoException bad = checkVectored("preadv", offset, dsts, false);
+        if (bad != null) {
+            throw bad;
+        }
+        long length = IoVectors.totalLength(dsts);
+        long done = 0;
+        while (done < length) {
+            long n = LinuxSyscalls.preadv(fd, dsts, done, offset + done);
+            if (n == 0) {
+                throw new ErrnoException(Errno.EIO, "preadv", "unexpected end of " + geometry.path()
+                        + " at " + (offset + done) + " (did the image shrink?)");
+            }
+            done += n;
+        }
+    }
+
+    @Override
+    public void writev(long offset, List<MemorySegment> srcs) throws IOException {
+        ErrnoException bad = checkVectored("pwritev", offset, srcs, true);
+        if (bad != null) {
+            throw bad;
+        }
+        long length = IoVectors.totalLength(srcs);
+        long done = 0;
+        while (done < length) {
+            long n = LinuxSyscalls.pwritev(fd, srcs, done, offset + done);
+            if (n == 0) {
+                throw new ErrnoException.NoSpaceException("pwritev", "wrote nothing at " + (offset + done));
             }
             done += n;
         }
@@ -312,7 +373,7 @@ public final class DirectDevice implements BlockDevice {
             callback.onComplete(bad);
             return;
         }
-        new Transfer(false, offset, dst, callback).next();
+        new SingleTransfer(false, offset, dst, callback).next();
     }
 
     @Override
@@ -322,7 +383,27 @@ public final class DirectDevice implements BlockDevice {
             callback.onComplete(bad);
             return;
         }
-        new Transfer(true, offset, src, callback).next();
+        new SingleTransfer(true, offset, src, callback).next();
+    }
+
+    @Override
+    public void submitReadv(long offset, List<MemorySegment> dsts, IoCallback callback) {
+        ErrnoException bad = checkVectored("readv", offset, dsts, false);
+        if (bad != null) {
+            callback.onComplete(bad);
+            return;
+        }
+        new VectoredTransfer(false, offset, List.copyOf(dsts), callback).next();
+    }
+
+    @Override
+    public void submitWritev(long offset, List<MemorySegment> srcs, IoCallback callback) {
+        ErrnoException bad = checkVectored("writev", offset, srcs, true);
+        if (bad != null) {
+            callback.onComplete(bad);
+            return;
+        }
+        new VectoredTransfer(true, offset, List.copyOf(srcs), callback).next();
     }
 
     @Override
@@ -338,42 +419,43 @@ public final class DirectDevice implements BlockDevice {
 
     /**
      * One asynchronous read or write: continues short transfers from where they stopped until
-     * every byte moved, then completes the caller's callback. Runs on the completion thread.
+     * every byte moved, then completes the caller's callback. Runs on the completion thread,
+     * except the first submission; at most one engine request of a transfer is in flight, so
+     * {@code done} is handed from completion to completion without racing.
      */
-    private final class Transfer implements IoEngine.Completion {
-        private final boolean write;
-        private final long offset;
-        private final MemorySegment buf;
+    private abstract class Transfer implements IoEngine.Completion {
+        final boolean write;
+        final long offset;
+        final long length;
         private final IoCallback callback;
-        private long done;
+        long done;
 
-        Transfer(boolean write, long offset, MemorySegment buf, IoCallback callback) {
+        Transfer(boolean write, long offset, long length, IoCallback callback) {
             this.write = write;
             this.offset = offset;
-            this.buf = buf;
+            this.length = length;
             this.callback = callback;
         }
 
+        /** Hands the engine the bytes from {@code done} on, as one request. */
+        abstract void submitRest();
+
+        abstract String call();
+
         void next() {
-            MemorySegment rest = buf.asSlice(done);
             try {
-                if (write) {
-                    engine.submitWrite(fd, offset + done, rest, this);
-                } else {
-                    engine.submitRead(fd, offset + done, rest, this);
-                }
+                submitRest();
             } catch (RuntimeException e) {
-                callback.onComplete(new ErrnoException(Errno.EIO, write ? "write" : "read",
-                        "submission failed: " + e.getMessage()));
+                callback.onComplete(new ErrnoException(Errno.EIO, call(), "submission failed: " + e.getMessage()));
             }
         }
 
         @Override
         public void complete(long result) {
-            String call = write ? "write" : "read";
+            String call = call();
             if (result < 0) {
                 callback.onComplete(ErrnoException.of((int) -result, call,
-                        geometry.path() + ", offset " + (offset + done) + ", length " + (buf.byteSize() - done)));
+                        geometry.path() + ", offset " + (offset + done) + ", length " + (length - done)));
                 return;
             }
             if (result == 0) {
@@ -383,10 +465,60 @@ public final class DirectDevice implements BlockDevice {
                 return;
             }
             done += result;
-            if (done < buf.byteSize()) {
+            if (done < length) {
                 next();
             } else {
                 callback.onComplete(null);
+            }
+        }
+    }
+
+    private final class SingleTransfer extends Transfer {
+        private final MemorySegment buf;
+
+        SingleTransfer(boolean write, long offset, MemorySegment buf, IoCallback callback) {
+            super(write, offset, buf.byteSize(), callback);
+            this.buf = buf;
+        }
+
+        @Override
+        String call() {
+            return write ? "write" : "read";
+        }
+
+        @Override
+        void submitRest() {
+            MemorySegment rest = buf.asSlice(done);
+            if (write) {
+                engine.submitWrite(fd, offset + done, rest, this);
+            } else {
+                engine.submitRead(fd, offset + done, rest, this);
+            }
+        }
+    }
+
+    /** A vectored transfer: one READV/WRITEV (preadv/pwritev) per attempt, all segments in place. */
+    private final class VectoredTransfer extends Transfer {
+        /** An immutable snapshot: the caller may reuse its list once the submit returned. */
+        private final List<MemorySegment> bufs;
+
+        VectoredTransfer(boolean write, long offset, List<MemorySegment> bufs, IoCallback callback) {
+            super(write, offset, IoVectors.totalLength(bufs), callback);
+            this.bufs = bufs;
+        }
+
+        @Override
+        String call() {
+            return write ? "writev" : "readv";
+        }
+
+        @Override
+        void submitRest() {
+            List<MemorySegment> rest = done == 0 ? bufs : IoVectors.skip(bufs, done);
+            if (write) {
+                engine.submitWritev(fd, offset + done, rest, this);
+            } else {
+                engine.submitReadv(fd, offset + done, rest, this);
             }
         }
     }

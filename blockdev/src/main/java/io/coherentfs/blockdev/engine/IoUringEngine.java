@@ -10,6 +10,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.VarHandle;
 import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.locks.ReentrantLock;
 
@@ -32,11 +33,19 @@ import java.util.concurrent.locks.ReentrantLock;
  * permits); what it submits is bounded by the completions it runs, and the CQ, twice the SQ and
  * protected by IORING_FEAT_NODROP, absorbs the excess.
  *
- * <p>Request ids (user_data) index {@link #slots}; guarded by {@link #slotLock}.
+ * <p>Request ids (user_data) index {@link #slots}; guarded by {@link #slotLock}. A vectored
+ * request's struct iovec array belongs to its id ({@link #iovecs}): the submitter fills it after
+ * taking the id and before publishing the SQE, and it is reused only once the id is freed, i.e.
+ * after the kernel posted the request's CQE — the kernel may read the array as late as when it
+ * issues the request, not just at io_uring_enter. The arrays come from {@link #iovecArena}, one
+ * per id, grown in powers of two and never shrunk: memory is bounded by the peak number of
+ * requests in flight times the largest vector each id carried.
  */
 public final class IoUringEngine implements IoEngine {
     // io_uring ABI (include/uapi/linux/io_uring.h).
     private static final int IORING_OP_NOP = 0;
+    private static final int IORING_OP_READV = 1;
+    private static final int IORING_OP_WRITEV = 2;
     private static final int IORING_OP_FSYNC = 3;
     private static final int IORING_OP_READ = 22;
     private static final int IORING_OP_WRITE = 23;
@@ -77,6 +86,10 @@ public final class IoUringEngine implements IoEngine {
     /** Guarded by slotLock: free ids, a stack. */
     private int[] freeIds = new int[0];
     private int freeCount;
+    /** Guarded by slotLock: request id -> its struct iovec array (null until a vectored request used the id). */
+    private MemorySegment[] iovecs = new MemorySegment[0];
+    /** Holds every iovec array; closed with the engine, after the last completion. */
+    private final Arena iovecArena;
 
     private record Slot(Completion completion, boolean heldPermit) {}
 
@@ -116,6 +129,7 @@ public final class IoUringEngine implements IoEngine {
             sqTail = (int) INT.getAcquire(ring, sqTailOff);
         }
         inflight = new Semaphore(queueDepth);
+        iovecArena = Arena.ofShared();
         completer = new Thread(this::completionLoop, "io-uring-" + ringFd);
         completer.setDaemon(true);
     }
@@ -161,11 +175,36 @@ public final class IoUringEngine implements IoEngine {
     }
 
     @Override
+    public void submitReadv(int fd, long offset, List<MemorySegment> buffers, Completion completion) {
+        submitVectored(IORING_OP_READV, fd, offset, buffers, completion);
+    }
+
+    @Override
+    public void submitWritev(int fd, long offset, List<MemorySegment> buffers, Completion completion) {
+        submitVectored(IORING_OP_WRITEV, fd, offset, buffers, completion);
+    }
+
+    @Override
     public void submitFsync(int fd, boolean dataOnly, Completion completion) {
         submit(IORING_OP_FSYNC, fd, 0, 0, 0, dataOnly ? IORING_FSYNC_DATASYNC : 0, completion);
     }
 
+    /** READV/WRITEV: the SQE's addr is the iovec array, its len the number of iovecs. */
+    private void submitVectored(int opcode, int fd, long offset, List<MemorySegment> buffers, Completion completion) {
+        int n = buffers.size();
+        if (n < 1 || n > LinuxSyscalls.IOV_MAX) {
+            throw new IllegalArgumentException(n + " iovecs, 1 to " + LinuxSyscalls.IOV_MAX + " allowed");
+        }
+        submit(opcode, fd, offset, 0, n, 0, completion, buffers);
+    }
+
     private void submit(int opcode, int fd, long offset, long addr, int len, int opFlags, Completion completion) {
+        submit(opcode, fd, offset, addr, len, opFlags, completion, null);
+    }
+
+    /** With {@code vector} non-null, {@code addr} is replaced by the id's iovec array describing it. */
+    private void submit(int opcode, int fd, long offset, long addr, int len, int opFlags, Completion completion,
+            List<MemorySegment> vector) {
         boolean onCompleter = Thread.currentThread() == completer;
         boolean permit;
         if (onCompleter) {
@@ -175,12 +214,26 @@ public final class IoUringEngine implements IoEngine {
             permit = true;
         }
         long id = allocateId(new Slot(completion, permit));
+        long sqeAddr = addr;
+        if (vector != null) {
+            try {
+                MemorySegment iov = iovecsFor(id, vector.size());
+                LinuxSyscalls.putIovecs(iov, vector, 0);
+                sqeAddr = iov.address();
+            } catch (RuntimeException e) {
+                freeId(id);
+                if (permit) {
+                    inflight.release();
+                }
+                throw e;
+            }
+        }
         submitLock.lock();
         try {
             if (closing) {
                 throw new IllegalStateException("io_uring engine is closed");
             }
-            publishSqe(opcode, fd, offset, addr, len, opFlags, id, onCompleter);
+            publishSqe(opcode, fd, offset, sqeAddr, len, opFlags, id, onCompleter);
             if (onCompleter) {
                 unsubmitted++;
             } else {
@@ -268,6 +321,26 @@ public final class IoUringEngine implements IoEngine {
             }
             slots.add(slot);
             return slots.size() - 1;
+        }
+    }
+
+    /**
+     * The iovec array of request {@code id}, holding at least {@code count} iovecs. The caller
+     * owns {@code id}, so nobody else touches the array until the id is freed at completion.
+     */
+    private MemorySegment iovecsFor(long id, int count) {
+        synchronized (slotLock) {
+            int i = (int) id;
+            if (i >= iovecs.length) {
+                iovecs = java.util.Arrays.copyOf(iovecs, Math.max(16, Math.max(i + 1, iovecs.length * 2)));
+            }
+            MemorySegment iov = iovecs[i];
+            if (iov == null || iov.byteSize() < count * LinuxSyscalls.IOVEC_BYTES) {
+                long capacity = Math.max(8, Integer.highestOneBit(count - 1) << 1);
+                iov = iovecArena.allocate(capacity * LinuxSyscalls.IOVEC_BYTES, 8);
+                iovecs[i] = iov;
+            }
+            return iov;
         }
     }
 
@@ -390,6 +463,9 @@ public final class IoUringEngine implements IoEngine {
             LinuxSyscalls.close(ringFd);
         } catch (ErrnoException e) {
             throw new IllegalStateException("releasing the io_uring failed: " + e.getMessage(), e);
+        } finally {
+            // Every request completed (the completion thread ended), so no SQE points here any more.
+            iovecArena.close();
         }
         if (interrupted) {
             Thread.currentThread().interrupt();

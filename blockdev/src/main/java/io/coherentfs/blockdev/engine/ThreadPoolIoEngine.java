@@ -3,16 +3,18 @@ package io.coherentfs.blockdev.engine;
 import io.coherentfs.blockdev.error.ErrnoException;
 import io.coherentfs.blockdev.ffm.LinuxSyscalls;
 import java.lang.foreign.MemorySegment;
+import java.util.List;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * The portable engine: a fixed pool of platform threads doing blocking pread/pwrite/fsync. Each
- * worker runs the completion of the request it served, so the workers are this engine's
- * completion threads. Queue depth = number of workers: that many requests are in the kernel at
- * once; the rest wait in an unbounded queue.
+ * The portable engine: a fixed pool of platform threads doing blocking pread/pwrite,
+ * preadv/pwritev and fsync. Each worker runs the completion of the request it served, so the
+ * workers are this engine's completion threads. Queue depth = number of workers: that many requests are in the kernel at
+ * once; the rest wait in an unbounded queue. A vectored request builds its struct iovec array in
+ * its worker's scratch memory ({@link LinuxSyscalls#preadv}), which the blocking call outlives.
  */
 public final class ThreadPoolIoEngine implements IoEngine {
     private static final AtomicInteger POOLS = new AtomicInteger();
@@ -46,6 +48,16 @@ public final class ThreadPoolIoEngine implements IoEngine {
     @Override
     public void submitWrite(int fd, long offset, MemorySegment buffer, Completion completion) {
         run(completion, () -> LinuxSyscalls.pwrite(fd, buffer, offset));
+    }
+
+    @Override
+    public void submitReadv(int fd, long offset, List<MemorySegment> buffers, Completion completion) {
+        run(completion, () -> LinuxSyscalls.preadv(fd, buffers, 0, offset));
+    }
+
+    @Override
+    public void submitWritev(int fd, long offset, List<MemorySegment> buffers, Completion completion) {
+        run(completion, () -> LinuxSyscalls.pwritev(fd, buffers, 0, offset));
     }
 
     @Override

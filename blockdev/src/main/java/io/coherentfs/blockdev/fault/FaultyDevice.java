@@ -5,6 +5,7 @@ import io.coherentfs.blockdev.AlignedBufferPool;
 import io.coherentfs.blockdev.BlockDevice;
 import io.coherentfs.blockdev.DeviceGeometry;
 import io.coherentfs.blockdev.IoCallback;
+import io.coherentfs.blockdev.IoVectors;
 import io.coherentfs.blockdev.error.Errno;
 import io.coherentfs.blockdev.error.ErrnoException;
 import java.io.IOException;
@@ -28,6 +29,13 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * <p>It is not a mock: every request that is not failed goes to the real device. To be able to
  * crash, it remembers, per sector ({@code dioOffsetAlign} bytes), the durable content (what the
  * sector held at the last flush) and every write made since, in the order they were submitted.
+ *
+ * <p>A vectored request is one request to every rule, exactly as a single-segment request over
+ * the same range would be: it counts once toward {@link #failNthIo}, fails if its whole range
+ * meets a {@link #failRange} or passes {@link #limitSpace}, a {@link #tearNextWrite} tears it at
+ * a sector of the range (the landing prefix may end inside a segment), and for {@link #crash} it
+ * is one pending write of the concatenated data. It reaches the wrapped device as one vectored
+ * request.
  *
  * <p>Concurrency: all bookkeeping is under this object's monitor; IO to the wrapped device runs
  * outside it except the read of a sector's durable content, which must precede the write that
@@ -227,15 +235,16 @@ public final class FaultyDevice implements BlockDevice {
 
     /**
      * Records a write before it reaches the device: the durable content of every sector it is the
-     * first to touch since the last flush, and its data.
+     * first to touch since the last flush, and its data ({@code srcs} concatenated).
      */
-    private PendingWrite record(long offset, MemorySegment src) throws IOException {
-        if (offset < 0 || offset % sector != 0 || src.byteSize() % sector != 0 || offset + src.byteSize() > size()) {
+    private PendingWrite record(long offset, List<MemorySegment> srcs) throws IOException {
+        long length = IoVectors.totalLength(srcs);
+        if (!recordable(offset, srcs, length)) {
             return new PendingWrite(offset, new byte[0]); // the device refuses it; nothing to remember
         }
         synchronized (this) {
             long first = offset / sector;
-            long count = src.byteSize() / sector;
+            long count = length / sector;
             try (AlignedBuffer buf = pool.allocate(sector)) {
                 for (long s = first; s < first + count; s++) {
                     if (!durable.containsKey(s)) {
@@ -244,10 +253,45 @@ public final class FaultyDevice implements BlockDevice {
                     }
                 }
             }
-            PendingWrite w = new PendingWrite(offset, src.toArray(ValueLayout.JAVA_BYTE));
+            byte[] data = new byte[(int) length];
+            int at = 0;
+            for (MemorySegment src : srcs) {
+                MemorySegment.copy(src, ValueLayout.JAVA_BYTE, 0, data, at, (int) src.byteSize());
+                at += (int) src.byteSize();
+            }
+            PendingWrite w = new PendingWrite(offset, data);
             pending.add(w);
             return w;
         }
+    }
+
+    /**
+     * Whether the wrapped device will accept a write of {@code srcs} at {@code offset} as far as
+     * the shape goes: a write it refuses moves nothing, so it must not become a pending write a
+     * crash could land.
+     */
+    private boolean recordable(long offset, List<MemorySegment> srcs, long length) {
+        if (srcs.isEmpty() || srcs.size() > IoVectors.IOV_MAX || length == 0) {
+            return false;
+        }
+        if (offset < 0 || offset % sector != 0 || offset + length > size() || length > Integer.MAX_VALUE) {
+            return false;
+        }
+        int memAlign = geometry().dioMemoryAlign();
+        for (MemorySegment src : srcs) {
+            if (src.byteSize() == 0 || src.byteSize() % sector != 0 || !src.isNative() || src.address() % memAlign != 0) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /**
+     * A vectored request with no segments or more than IOV_MAX is malformed rather than an IO:
+     * it goes straight to the wrapped device for its EINVAL, uncounted by the fault rules.
+     */
+    private static boolean malformedCount(List<MemorySegment> segments) {
+        return segments.isEmpty() || segments.size() > IoVectors.IOV_MAX;
     }
 
     /** A flush that started after these writes completed has made them durable. */
@@ -384,7 +428,7 @@ public final class FaultyDevice implements BlockDevice {
             int tear = takeTear();
             MemorySegment landing = tornPrefix(src, tear);
             if (landing.byteSize() > 0) {
-                PendingWrite w = record(offset, landing);
+                PendingWrite w = record(offset, List.of(landing));
                 inner.write(offset, landing);
                 w.completed = true;
             }
@@ -394,8 +438,53 @@ public final class FaultyDevice implements BlockDevice {
         });
     }
 
+    @Override
+    public void readv(long offset, List<MemorySegment> dsts) throws IOException {
+        if (malformedCount(dsts)) {
+            inner.readv(offset, dsts);
+            return;
+        }
+        gated(() -> {
+            ErrnoException f = fault("preadv", offset, IoVectors.totalLength(dsts), false);
+            if (f != null) {
+                throw f;
+            }
+            reads.incrementAndGet();
+            inner.readv(offset, dsts);
+        });
+    }
+
+    @Override
+    public void writev(long offset, List<MemorySegment> srcs) throws IOException {
+        if (malformedCount(srcs)) {
+            inner.writev(offset, srcs);
+            return;
+        }
+        gated(() -> {
+            ErrnoException f = fault("pwritev", offset, IoVectors.totalLength(srcs), true);
+            if (f != null) {
+                throw f;
+            }
+            writes.incrementAndGet();
+            int tear = takeTear();
+            List<MemorySegment> landing = tornPrefix(srcs, tear);
+            if (!landing.isEmpty()) {
+                PendingWrite w = record(offset, landing);
+                inner.writev(offset, landing);
+                w.completed = true;
+            }
+            if (tear >= 0) {
+                throw tornWriteError("pwritev", tear);
+            }
+        });
+    }
+
     private MemorySegment tornPrefix(MemorySegment src, int tear) {
         return tear < 0 ? src : src.asSlice(0, Math.min(src.byteSize(), (long) tear * sector));
+    }
+
+    private List<MemorySegment> tornPrefix(List<MemorySegment> srcs, int tear) {
+        return tear < 0 ? srcs : IoVectors.prefix(srcs, (long) tear * sector);
     }
 
     private static ErrnoException tornWriteError(String call, int sectors) {
@@ -462,12 +551,56 @@ public final class FaultyDevice implements BlockDevice {
             }
             PendingWrite w;
             try {
-                w = record(offset, landing);
+                w = record(offset, List.of(landing));
             } catch (IOException e) {
                 done.onComplete(e);
                 return;
             }
             inner.submitWrite(offset, landing, error -> {
+                if (error == null) {
+                    w.completed = true;
+                }
+                finish.onComplete(error);
+            });
+        });
+    }
+
+    @Override
+    public void submitReadv(long offset, List<MemorySegment> dsts, IoCallback callback) {
+        if (malformedCount(dsts)) {
+            inner.submitReadv(offset, dsts, callback);
+            return;
+        }
+        gatedAsync("readv", offset, IoVectors.totalLength(dsts), false, callback, done -> {
+            reads.incrementAndGet();
+            inner.submitReadv(offset, dsts, done);
+        });
+    }
+
+    @Override
+    public void submitWritev(long offset, List<MemorySegment> srcs, IoCallback callback) {
+        if (malformedCount(srcs)) {
+            inner.submitWritev(offset, srcs, callback);
+            return;
+        }
+        gatedAsync("writev", offset, IoVectors.totalLength(srcs), true, callback, done -> {
+            writes.incrementAndGet();
+            int tear = takeTear();
+            List<MemorySegment> landing = tornPrefix(srcs, tear);
+            IoCallback finish = tear < 0 ? done
+                    : error -> done.onComplete(error != null ? error : tornWriteError("writev", tear));
+            if (landing.isEmpty()) {
+                finish.onComplete(null);
+                return;
+            }
+            PendingWrite w;
+            try {
+                w = record(offset, landing);
+            } catch (IOException e) {
+                done.onComplete(e);
+                return;
+            }
+            inner.submitWritev(offset, landing, error -> {
                 if (error == null) {
                     w.completed = true;
                 }

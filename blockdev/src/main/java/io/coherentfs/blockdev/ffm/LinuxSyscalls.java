@@ -16,6 +16,7 @@ import java.lang.foreign.StructLayout;
 import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.VarHandle;
+import java.util.List;
 
 /**
  * Every downcall coherentfs makes into the C library, and nothing else. Each handle captures
@@ -25,7 +26,8 @@ import java.lang.invoke.VarHandle;
  * C ABI passes variadic ones.
  *
  * <p>Thread safety: all methods may be called from any thread. The errno capture buffer is one
- * per thread, and GC-managed ({@link Arena#ofAuto()}), so short-lived threads leak nothing.
+ * per thread, and GC-managed ({@link Arena#ofAuto()}), so short-lived threads leak nothing; so is
+ * the scratch struct iovec array that the synchronous preadv/pwritev build their request in.
  *
  * <p>Constants are Linux x86-64/arm64 generic values.
  */
@@ -67,6 +69,10 @@ public final class LinuxSyscalls {
     public static final int S_IFREG = 0x8000;
     public static final int S_IFBLK = 0x6000;
 
+    // struct iovec { void *iov_base; size_t iov_len; } (LP64), and the kernel's most per call.
+    public static final long IOVEC_BYTES = 16;
+    public static final int IOV_MAX = 1024;
+
     // syscall(2) numbers (x86-64).
     public static final long SYS_IO_URING_SETUP = 425;
     public static final long SYS_IO_URING_ENTER = 426;
@@ -79,6 +85,8 @@ public final class LinuxSyscalls {
     private static final Linker.Option CAPTURE_ERRNO = Linker.Option.captureCallState("errno");
     private static final ThreadLocal<MemorySegment> CAPTURE =
             ThreadLocal.withInitial(() -> Arena.ofAuto().allocate(CAPTURE_LAYOUT));
+    /** Per thread: the iovec array of the thread's synchronous preadv/pwritev, grown on demand. */
+    private static final ThreadLocal<MemorySegment[]> IOV_SCRATCH = ThreadLocal.withInitial(() -> new MemorySegment[1]);
 
     private static final MethodHandle OPEN = downcall("open",
             FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT), Linker.Option.firstVariadicArg(2));
@@ -87,6 +95,10 @@ public final class LinuxSyscalls {
             FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG));
     private static final MethodHandle PWRITE = downcall("pwrite64",
             FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG));
+    private static final MethodHandle PREADV = downcall("preadv64",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG));
+    private static final MethodHandle PWRITEV = downcall("pwritev64",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG));
     private static final MethodHandle FSYNC = downcall("fsync", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
     private static final MethodHandle FDATASYNC = downcall("fdatasync", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
     private static final MethodHandle STATX = downcall("statx",
@@ -201,6 +213,78 @@ public final class LinuxSyscalls {
 
     private static String rwDetail(int fd, MemorySegment buf, long offset) {
         return "fd " + fd + ", offset " + offset + ", length " + buf.byteSize();
+    }
+
+    /**
+     * One preadv(2) into {@code bufs} laid end to end, less their first {@code skip} bytes (the
+     * part an earlier short call already moved); returns the byte count, which may be short. The
+     * iovec array is built in this thread's scratch memory.
+     *
+     * <p>The buffers reach the kernel as raw addresses: unlike a segment passed to a downcall,
+     * their arenas are not held open during the call, so the caller must keep them alive.
+     */
+    public static long preadv(int fd, List<MemorySegment> bufs, long skip, long offset) throws ErrnoException {
+        MemorySegment iov = iovScratch("preadv", bufs.size());
+        int count = putIovecs(iov, bufs, skip);
+        return checked("preadv", true, () -> rwvDetail(fd, bufs, skip, offset),
+                c -> (long) PREADV.invokeExact(c, fd, iov, count, offset));
+    }
+
+    /** One pwritev(2); see {@link #preadv(int, List, long, long)}. */
+    public static long pwritev(int fd, List<MemorySegment> bufs, long skip, long offset) throws ErrnoException {
+        MemorySegment iov = iovScratch("pwritev", bufs.size());
+        int count = putIovecs(iov, bufs, skip);
+        return checked("pwritev", true, () -> rwvDetail(fd, bufs, skip, offset),
+                c -> (long) PWRITEV.invokeExact(c, fd, iov, count, offset));
+    }
+
+    /**
+     * Fills {@code iov} with one struct iovec per buffer of {@code bufs}, less the first
+     * {@code skip} bytes (buffers wholly inside them are left out, the one the skip ends in
+     * starts later). Returns the number of iovecs; {@code iov} must hold that many
+     * ({@link #IOVEC_BYTES} each) and be 8-byte aligned.
+     */
+    public static int putIovecs(MemorySegment iov, List<MemorySegment> bufs, long skip) {
+        int count = 0;
+        long left = skip;
+        for (MemorySegment buf : bufs) {
+            if (!buf.isNative()) {
+                throw new IllegalArgumentException("an iovec needs native memory, not a heap segment");
+            }
+            long length = buf.byteSize();
+            if (left >= length) {
+                left -= length;
+                continue;
+            }
+            long at = count * IOVEC_BYTES;
+            iov.set(JAVA_LONG, at, buf.address() + left);
+            iov.set(JAVA_LONG, at + 8, length - left);
+            left = 0;
+            count++;
+        }
+        return count;
+    }
+
+    private static MemorySegment iovScratch(String call, int count) throws ErrnoException {
+        if (count < 1 || count > IOV_MAX) {
+            // What the kernel would answer; refused here so the scratch array stays bounded.
+            throw new ErrnoException.InvalidArgumentException(call, count + " iovecs, 1 to " + IOV_MAX + " allowed");
+        }
+        MemorySegment[] holder = IOV_SCRATCH.get();
+        long need = count * IOVEC_BYTES;
+        if (holder[0] == null || holder[0].byteSize() < need) {
+            long size = Math.max(8, Integer.highestOneBit(count - 1) << 1) * IOVEC_BYTES;
+            holder[0] = Arena.ofAuto().allocate(size, 8);
+        }
+        return holder[0];
+    }
+
+    private static String rwvDetail(int fd, List<MemorySegment> bufs, long skip, long offset) {
+        long length = -skip;
+        for (MemorySegment b : bufs) {
+            length += b.byteSize();
+        }
+        return "fd " + fd + ", offset " + offset + ", " + bufs.size() + " segments, length " + length;
     }
 
     public static void fsync(int fd) throws ErrnoException {
