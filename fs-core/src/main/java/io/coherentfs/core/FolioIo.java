@@ -1,16 +1,17 @@
 package io.coherentfs.core;
 
 import io.coherentfs.blockdev.BlockDevice;
+import io.coherentfs.blockdev.IoVectors;
 import io.coherentfs.core.cache.Folio;
 import java.io.IOException;
-import java.io.InterruptedIOException;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ExecutionException;
 
 /**
  * Moves folio memory to and from a device run with no copy: the folios of a run lie end to end
- * on the device from {@code physical}, wherever they are in memory. The caller owns the folios
+ * on the device from {@code physical}, wherever they are in memory, and go to the device as one
+ * vectored request (preadv/pwritev, or io_uring's READV/WRITEV). The caller owns the folios
  * (locked for reads; locked or under writeback for writes).
  */
 final class FolioIo {
@@ -26,11 +27,10 @@ final class FolioIo {
             device.read(physical * Folio.PAGE_SIZE, folios.getFirst().data());
             return;
         }
-        CompletableFuture<?>[] all = new CompletableFuture<?>[folios.size()];
-        for (int i = 0; i < all.length; i++) {
-            all[i] = device.readAsync((physical + i) * Folio.PAGE_SIZE, folios.get(i).data());
+        for (int i = 0; i < folios.size(); i += IoVectors.IOV_MAX) {
+            List<Folio> part = folios.subList(i, Math.min(folios.size(), i + IoVectors.IOV_MAX));
+            device.readv((physical + i) * Folio.PAGE_SIZE, segments(part));
         }
-        await(CompletableFuture.allOf(all));
     }
 
     /** Writes the folios to device blocks {@code physical ...}, in order. */
@@ -39,24 +39,17 @@ final class FolioIo {
             device.write(physical * Folio.PAGE_SIZE, folios.getFirst().data());
             return;
         }
-        CompletableFuture<?>[] all = new CompletableFuture<?>[folios.size()];
-        for (int i = 0; i < all.length; i++) {
-            all[i] = device.writeAsync((physical + i) * Folio.PAGE_SIZE, folios.get(i).data());
+        for (int i = 0; i < folios.size(); i += IoVectors.IOV_MAX) {
+            List<Folio> part = folios.subList(i, Math.min(folios.size(), i + IoVectors.IOV_MAX));
+            device.writev((physical + i) * Folio.PAGE_SIZE, segments(part));
         }
-        await(CompletableFuture.allOf(all));
     }
 
-    private static void await(CompletableFuture<Void> f) throws IOException {
-        try {
-            f.get();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new InterruptedIOException("interrupted waiting for folio IO");
-        } catch (ExecutionException e) {
-            if (e.getCause() instanceof IOException io) {
-                throw io;
-            }
-            throw new IOException(e.getCause());
+    private static List<MemorySegment> segments(List<Folio> folios) {
+        List<MemorySegment> out = new ArrayList<>(folios.size());
+        for (Folio f : folios) {
+            out.add(f.data());
         }
+        return out;
     }
 }

@@ -6,6 +6,7 @@ import io.coherentfs.blockdev.IoCallback;
 import io.coherentfs.blockdev.fault.FaultyDevice;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
+import java.util.List;
 import java.util.Random;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
@@ -91,6 +92,18 @@ final class CutDevice implements BlockDevice {
     }
 
     @Override
+    public void readv(long offset, List<MemorySegment> dsts) throws IOException {
+        before();
+        faulty.readv(offset, dsts);
+    }
+
+    @Override
+    public void writev(long offset, List<MemorySegment> srcs) throws IOException {
+        before();
+        faulty.writev(offset, srcs);
+    }
+
+    @Override
     public void flush() throws IOException {
         before();
         faulty.flush();
@@ -118,6 +131,18 @@ final class CutDevice implements BlockDevice {
     public void submitWrite(long offset, MemorySegment src, IoCallback callback) {
         requests.incrementAndGet();
         faulty.submitWrite(offset, src, callback);
+    }
+
+    @Override
+    public void submitReadv(long offset, List<MemorySegment> dsts, IoCallback callback) {
+        requests.incrementAndGet();
+        faulty.submitReadv(offset, dsts, callback);
+    }
+
+    @Override
+    public void submitWritev(long offset, List<MemorySegment> srcs, IoCallback callback) {
+        requests.incrementAndGet();
+        faulty.submitWritev(offset, srcs, callback);
     }
 
     @Override
