@@ -494,8 +494,37 @@ public final class CoherentFs implements Vfs {
     }
 
     private void loadLive(LiveInode li) throws IOException {
-        InodeRecord r = look(store -> load(store, li.ino));
+        boolean[] pastEof = {false};
+        InodeRecord r = look(store -> {
+            InodeRecord rec = load(store, li.ino);
+            if (rec.isRegular()) {
+                ExtentMap map = extentsForLook(store, li.ino);
+                long sizeBlocks = (rec.size() + BLOCK - 1) / BLOCK;
+                ExtentMap.Extent e = map == null ? null : map.find(sizeBlocks);
+                e = e != null ? e : map == null ? null : map.next(sizeBlocks);
+                while (e != null && !pastEof[0]) {
+                    pastEof[0] = !e.unwritten();
+                    e = map.next(e.logical());
+                }
+            }
+            return rec;
+        });
         li.load(r);
+        if (pastEof[0]) {
+            li.blocksPastEof = true;
+        }
+    }
+
+    /**
+     * Before the file grows over its old end: removes written blocks a cut-short writeback left
+     * past it (see {@link LiveInode#blocksPastEof}), so the growth shows zeros there, not them.
+     * Holds rwsem exclusive.
+     */
+    void trimPastEof(LiveInode li) throws IOException {
+        if (li.blocksPastEof) {
+            freeBlocksFrom(li.ino, (li.size + BLOCK - 1) / BLOCK);
+            li.blocksPastEof = false;
+        }
     }
 
     private static void unlock(LiveInode li, boolean exclusive) {
@@ -1044,6 +1073,7 @@ public final class CoherentFs implements Vfs {
                 li.size = size;
                 freeBlocksFrom(ino, keepPages);
             } else if (size > old) {
+                trimPastEof(li);
                 buffered.zeroAfterEof(li, old);
                 writeback.writeback(li, old / BLOCK, old / BLOCK + 1);
                 li.size = size;
@@ -1229,6 +1259,9 @@ public final class CoherentFs implements Vfs {
             if (pos + src.size() > MAX_FILE_SIZE) {
                 throw err(Errno.EFBIG, "write", "the file would exceed " + MAX_FILE_SIZE + " bytes");
             }
+            if (pos + src.size() > li.size) {
+                trimPastEof(li);
+            }
             written = buffered.write(li, pos, src);
         } finally {
             li.rwsem.writeLock().unlock();
@@ -1295,6 +1328,7 @@ public final class CoherentFs implements Vfs {
                 long oldSize = li.size;
                 long end = offset + length;
                 if (end > oldSize && (mode & FALLOC_FL_KEEP_SIZE) == 0 && offset >= 0 && length > 0) {
+                    trimPastEof(li);
                     buffered.zeroAfterEof(li, oldSize);
                     writeback.writeback(li, oldSize / BLOCK, oldSize / BLOCK + 1);
                 }

@@ -61,6 +61,11 @@ final class LiveInode {
     private volatile int type;
     /** i_size; changed under {@link #rwsem} exclusive. */
     volatile long size;
+    /**
+     * True when the extent map held written blocks past the end of the file at load: a crash cut
+     * a writeback between converting its extents and raising the size. Guarded by {@link #rwsem}.
+     */
+    volatile boolean blocksPastEof;
     /** The record's size (i_disksize) as last saved; changed inside transactions. */
     volatile long diskSize;
     /** mtime and ctime newer than the record's (buffered writes, mapped stores), or null. */

@@ -35,14 +35,15 @@ import java.util.logging.Logger;
  *   <li>delalloc runs get blocks in large contiguous pieces, each in its own transaction that
  *       inserts it as an <em>unwritten</em> extent and takes its blocks from the delalloc
  *       reservation; the folios are written straight from their memory; a second transaction
- *       marks the extent written and raises the disk size (XFS's and ext4's unwritten-conversion
- *       scheme). So no transaction ever points at blocks holding stale data (ordered data), the
+ *       marks the extent written (XFS's and ext4's unwritten-conversion scheme). So no transaction ever points at blocks holding stale data (ordered data), the
  *       tree lock is never held across data IO, and a failed write leaves an unwritten extent
  *       that reads as zeros, not a journal abort;
  *   <li>unwritten extents (fallocate) are written and converted the same way.
  * </ul>
  * Folios stay under writeback until their IO and conversion end, so truncate and punch (which
- * wait for writeback) cannot free blocks under a run in flight. An IO error ends the run's
+ * wait for writeback) cannot free blocks under a run in flight. A whole-file pass ends by raising
+ * the disk size to the i_size it began with, in one transaction, so a crash shows a size the file
+ * really had, never a run-by-run prefix. An IO error ends the run's
  * writeback with the folios clean, as Linux does, and is kept in the inode for the next fsync.
  *
  * <h2>The flusher</h2>
@@ -127,7 +128,9 @@ final class Writeback implements AutoCloseable {
         }
         li.writebackLock.lock();
         try {
-            if (fromIndex == 0 && toIndex == Long.MAX_VALUE) {
+            boolean wholeFile = fromIndex == 0 && toIndex == Long.MAX_VALUE;
+            long sizeAtStart = li.size;
+            if (wholeFile) {
                 li.dirtiedAt = 0; // dirtied again from here on: markDirty sets it anew
             }
             List<Folio> dirty = m.dirtyRange(fromIndex, toIndex);
@@ -141,6 +144,12 @@ final class Writeback implements AutoCloseable {
             }
             if (!batch.isEmpty()) {
                 lockAndWrite(li, batch);
+            }
+            if (wholeFile) {
+                // Everything below the size the file had when the pass began is on the device now:
+                // the disk size may cover it, in one step, so that after a crash the file has a
+                // size it really had. (Runs do not raise it one by one.)
+                raiseDiskSize(li, sizeAtStart);
             }
         } finally {
             li.writebackLock.unlock();
@@ -258,7 +267,6 @@ final class Writeback implements AutoCloseable {
         switch (p.kind()) {
             case WRITTEN -> {
                 io.write(p.physical(), run.subList(p.from(), p.to()));
-                raiseDiskSize(li, (firstBlock + p.to() - p.from()) * PAGE);
             }
             case UNWRITTEN -> {
                 io.write(p.physical(), run.subList(p.from(), p.to()));
@@ -310,18 +318,18 @@ final class Writeback implements AutoCloseable {
         return got;
     }
 
-    /** Marks {@code [lblk, lblk + n)} written now that its data is on the device, and raises the disk size. */
+    /** Marks {@code [lblk, lblk + n)} written now that its data is on the device. */
     private void convert(LiveInode li, long lblk, long n) throws IOException {
         fs.change(CoherentFs.NAMESPACE_CREDITS, MetaStore.Space.FREES, op -> {
             BTree inodes = fs.inodes(op);
             ExtentMap map = fs.extentsForChange(op, inodes, li.ino, false);
             map.markWritten(lblk, n);
             fs.bumpExtentSequence(li.ino);
-            raiseDiskSize(inodes, li, (lblk + n) * PAGE);
             return null;
         });
     }
 
+    /** Raises the record's size to {@code endByte} (never past i_size) if it is below. */
     private void raiseDiskSize(LiveInode li, long endByte) throws IOException {
         if (Math.min(li.size, endByte) <= li.diskSize) {
             return;
@@ -332,7 +340,7 @@ final class Writeback implements AutoCloseable {
         });
     }
 
-    /** In a transaction: the record's size grows to cover written data up to {@code endByte}, never past i_size. */
+    /** In a transaction: the record's size grows to {@code endByte}, never past i_size (read here, after any truncate's). */
     private void raiseDiskSize(BTree inodes, LiveInode li, long endByte) throws IOException {
         long target = Math.min(li.size, endByte);
         InodeRecord r = fs.load(inodes, li.ino);

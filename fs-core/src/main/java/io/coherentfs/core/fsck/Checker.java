@@ -61,7 +61,9 @@ import java.util.function.Consumer;
  *       superblock's next inode number; only regular files and symlinks have extent maps. Each
  *       extent map is validated like the trees, its extents are in the data region, do not
  *       overlap logically, claim their blocks (a block claimed twice is cross-linked), and no
- *       written extent lies past the end of the file (unwritten ones may: fallocate KEEP_SIZE).</li>
+ *       written extent past the end of the file is noted, not an error: writeback converts
+ *       extents before it raises the size, so a crash can leave data past the end, which the
+ *       engine hides and removes before the file next grows over it.</li>
  *   <li><b>Pass 2, directory entries.</b> The directory tree validated; every entry decodes, its
  *       name is legal and hashes to the key's hash (else lookups miss it), names are unique per
  *       directory, the parent exists and is a directory, the child exists and has the type the
@@ -549,8 +551,8 @@ final class Checker {
                         + " (cross-linked: one write would overwrite the other)"));
             }
             if (e.end() > sizeBlocks && !e.unwritten()) {
-                problems.add(Problem.unrepairable(INODES, ext + ": written blocks past the end of the file (size "
-                        + r.size() + " bytes = " + sizeBlocks + " blocks)"));
+                notes.add("inode " + ino + ": " + ext + " holds written blocks past the end of the file (size "
+                        + r.size() + " bytes), left by writeback cut short; the file's next growth removes them");
             }
         }
     }
