@@ -474,7 +474,10 @@ public final class CoherentFs implements Vfs {
      */
     LiveInode acquire(long ino, boolean exclusive) throws IOException {
         while (true) {
-            LiveInode li = live.computeIfAbsent(ino, LiveInode::new);
+            LiveInode li = live.get(ino); // the common case takes no bin lock
+            if (li == null) {
+                li = live.computeIfAbsent(ino, LiveInode::new);
+            }
             Lock l = exclusive ? li.rwsem.writeLock() : li.rwsem.readLock();
             l.lock();
             if (li.dead) {

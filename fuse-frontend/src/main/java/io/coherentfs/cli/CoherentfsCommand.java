@@ -9,7 +9,7 @@ import picocli.CommandLine.Command;
         versionProvider = Version.class,
         description = "A FUSE filesystem with its own page cache and extent tree over O_DIRECT storage.",
         subcommands = {MkfsCommand.class, FsckCommand.class, DeviceCheckCommand.class, DeviceBenchCommand.class,
-                MetaBenchCommand.class,
+                MetaBenchCommand.class, IoBenchCommand.class,
                 picocli.CommandLine.HelpCommand.class})
 public final class CoherentfsCommand implements Runnable {
     @picocli.CommandLine.Spec

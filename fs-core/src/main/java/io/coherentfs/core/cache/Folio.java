@@ -91,6 +91,8 @@ public final class Folio {
     private final FolioMapping mapping;
     private final long index;
     private final AlignedBuffer buffer;
+    /** The cache's access epoch when this folio last reported an access (racy on purpose: a hint). */
+    int accessEpoch = -1;
     private final MemorySegment data;
     /** The flags above; written only through {@link #STATE} (CAS or volatile set). */
     @SuppressWarnings("unused") // accessed through STATE

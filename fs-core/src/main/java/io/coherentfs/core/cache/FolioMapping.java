@@ -4,8 +4,6 @@ import io.coherentfs.core.sync.RacePoints;
 import io.coherentfs.core.sync.TwoStateSharedLock;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
-import java.util.concurrent.ConcurrentSkipListMap;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 
@@ -28,7 +26,7 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * IO paths, which know the operation); it does not check that callers hold them either.
  *
  * <h2>Concurrency design</h2>
- * The index is a {@link ConcurrentSkipListMap}: lookups never lock, and ordered traversal serves
+ * The index is a {@link PageIndex} (a small lock-free radix tree): lookups never lock, and ordered traversal serves
  * {@link #seekData}, {@link #seekHole} and {@link #dirtyRange}. A folio is inserted locked by
  * {@link #getOrCreate} ({@code putIfAbsent}; the loser of a race frees its buffer and locks the
  * winner's folio) and leaves the index only after it was claimed (locked and marked removed in one
@@ -44,7 +42,7 @@ public final class FolioMapping {
     private final PageCache cache;
     private final long inode;
     private final RacePoints racePoints;
-    private final ConcurrentSkipListMap<Long, Folio> pages = new ConcurrentSkipListMap<>();
+    private final PageIndex pages = new PageIndex();
     private final AtomicLong nrpages = new AtomicLong();
     /** Tier 2. */
     private final ReentrantReadWriteLock invalidateLock = new ReentrantReadWriteLock();
@@ -179,7 +177,7 @@ public final class FolioMapping {
         if (fromIndex >= toIndex) {
             return 0;
         }
-        for (Long index : List.copyOf(pages.subMap(fromIndex, true, toIndex, false).keySet())) {
+        for (Long index : cachedIndices(fromIndex, toIndex)) {
             Folio f = lock(index);
             if (f == null) {
                 continue;
@@ -199,17 +197,16 @@ public final class FolioMapping {
         if (fromIndex >= toIndex) {
             return List.of();
         }
-        return List.copyOf(pages.subMap(fromIndex, true, toIndex, false).keySet());
+        List<Long> out = new ArrayList<>();
+        pages.forEach(fromIndex, toIndex, (i, f) -> out.add(i));
+        return out;
     }
 
     /** True when some folio of the mapping is dirty (a scan: for eviction and tests). */
     public boolean hasDirty() {
-        for (Folio f : pages.values()) {
-            if (f.isDirty() || f.isWriteback()) {
-                return true;
-            }
-        }
-        return false;
+        boolean[] found = {false};
+        pages.forEach(0, Long.MAX_VALUE, (i, f) -> !(found[0] = f.isDirty() || f.isWriteback()));
+        return found[0];
     }
 
     /**
@@ -217,8 +214,7 @@ public final class FolioMapping {
      * data (uptodate, dirty or being filled). Weakly consistent.
      */
     public long seekData(long fromIndex) {
-        Long k = pages.ceilingKey(Math.max(0, fromIndex));
-        return k == null ? -1 : k;
+        return pages.ceiling(Math.max(0, fromIndex));
     }
 
     /**
@@ -226,14 +222,15 @@ public final class FolioMapping {
      * {@code Long.MAX_VALUE}). Weakly consistent.
      */
     public long seekHole(long fromIndex) {
-        long i = Math.max(0, fromIndex);
-        for (Long k : pages.tailMap(i, true).keySet()) {
-            if (k != i) {
-                break;
+        long[] next = {Math.max(0, fromIndex)};
+        pages.forEach(next[0], Long.MAX_VALUE, (i, f) -> {
+            if (i != next[0]) {
+                return false;
             }
-            i++;
-        }
-        return i;
+            next[0]++;
+            return true;
+        });
+        return next[0];
     }
 
     /**
@@ -246,11 +243,12 @@ public final class FolioMapping {
         if (fromIndex >= toIndex) {
             return out;
         }
-        for (Map.Entry<Long, Folio> e : pages.subMap(fromIndex, true, toIndex, false).entrySet()) {
-            if (e.getValue().isDirty()) {
-                out.add(e.getValue());
+        pages.forEach(fromIndex, toIndex, (i, f) -> {
+            if (f.isDirty()) {
+                out.add(f);
             }
-        }
+            return true;
+        });
         return out;
     }
 

@@ -60,6 +60,7 @@ public final class PageCache {
     private final AtomicLong totalBytes = new AtomicLong();
     private final AtomicLong dirtyBytes = new AtomicLong();
     private final AtomicLong writebackBytes = new AtomicLong();
+    private static final int EPOCH_EVICTIONS = 64;
     private final LongAdder evictions = new LongAdder();
     private final LongAdder refusedEvictions = new LongAdder();
 
@@ -149,8 +150,19 @@ public final class PageCache {
         tracker.asMap().remove(f);
     }
 
+    /**
+     * Tells the policy that {@code f} was used. To keep cached reads cheap, a folio reports at
+     * most once per <em>access epoch</em>, which advances every {@value #EPOCH_EVICTIONS}
+     * evictions: while nothing is evicted the policy needs no news, and under pressure it hears of
+     * every folio in use at least once per few dozen evictions (a coarse clock, like the kernel's
+     * referenced bit).
+     */
     void recordAccess(Folio f) {
-        tracker.getIfPresent(f);
+        int epoch = (int) (evictions.sum() / EPOCH_EVICTIONS);
+        if (f.accessEpoch != epoch) {
+            f.accessEpoch = epoch;
+            tracker.getIfPresent(f);
+        }
     }
 
     /** Detaches a claimed folio, frees its memory and wakes whoever waits for its lock. */
