@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what coherentfs needs and is missing, non-interactively: the Debian packages (FUSE,
-# fio, xfs_io, attr tools, e2fsprogs/fuse2fs for comparisons) and a JDK 25 if none is found.
+# fio, xfs_io, attr tools, e2fsprogs/fuse2fs and bindfs for comparisons) and a JDK 25 if none is found.
 # Safe to run again: it installs nothing that is already there.
 set -euo pipefail
 root="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
@@ -32,6 +32,12 @@ for p in fuse3 fio xfsprogs attr e2fsprogs curl ca-certificates unzip; do need "
 if ! have_cmd fuse2fs; then
     apt_update
     if apt-cache show fuse2fs >/dev/null 2>&1; then missing+=(fuse2fs); fi
+fi
+
+# bindfs: the libfuse passthrough the FUSE benchmark (scripts/bench-anchors.sh) compares with.
+if ! have_cmd bindfs; then
+    apt_update
+    if apt-cache show bindfs >/dev/null 2>&1; then missing+=(bindfs); fi
 fi
 
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -1310,7 +1310,9 @@ public final class CoherentFs implements Vfs {
 
     @Override
     public void flush(OpenFile file) throws IOException {
-        checkOpenFile(file, false, "flush");
+        if (!openFiles.containsKey(file.id())) {
+            throw err(Errno.EBADF, "flush", "file handle " + file.id() + " is not open");
+        }
         // close(2) does not write back (as ext4 and XFS); the flusher and fsync do.
     }
 

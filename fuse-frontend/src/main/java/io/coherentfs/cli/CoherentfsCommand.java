@@ -8,8 +8,8 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         versionProvider = Version.class,
         description = "A FUSE filesystem with its own page cache and extent tree over O_DIRECT storage.",
-        subcommands = {MkfsCommand.class, FsckCommand.class, DeviceCheckCommand.class, DeviceBenchCommand.class,
-                MetaBenchCommand.class, IoBenchCommand.class,
+        subcommands = {MkfsCommand.class, FsckCommand.class, MountCommand.class, StatsCommand.class,
+                DeviceCheckCommand.class, DeviceBenchCommand.class, MetaBenchCommand.class, IoBenchCommand.class,
                 picocli.CommandLine.HelpCommand.class})
 public final class CoherentfsCommand implements Runnable {
     @picocli.CommandLine.Spec

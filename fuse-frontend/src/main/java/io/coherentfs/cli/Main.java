@@ -12,6 +12,7 @@ public final class Main {
 
     /** Runs the command line and returns the exit status, without exiting (for tests). */
     public static int run(String... args) {
+        args = mountFuseForm(args);
         CommandLine cli = new CommandLine(new CoherentfsCommand());
         cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
             // One clear line for the user; the stack trace only on request.
@@ -22,5 +23,20 @@ public final class Main {
             return 1;
         });
         return cli.execute(args);
+    }
+
+    /**
+     * mount.fuse runs {@code coherentfs IMAGE DIR -o OPTIONS}: a first argument that is neither a
+     * subcommand nor an option, followed by a second positional argument, means {@code mount}.
+     */
+    static String[] mountFuseForm(String[] args) {
+        if (args.length >= 2 && !args[0].startsWith("-") && !args[1].startsWith("-")
+                && !new CommandLine(new CoherentfsCommand()).getSubcommands().containsKey(args[0])) {
+            String[] out = new String[args.length + 1];
+            out[0] = "mount";
+            System.arraycopy(args, 0, out, 1, args.length);
+            return out;
+        }
+        return args;
     }
 }

@@ -1,0 +1,162 @@
+package io.coherentfs.cli;
+
+import io.coherentfs.fuse.Daemon;
+import io.coherentfs.fuse.ImageLock;
+import io.coherentfs.fuse.MountException;
+import io.coherentfs.fuse.MountOptions;
+import io.coherentfs.fuse.Mounts;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.lang.management.ManagementFactory;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code coherentfs mount IMAGE|DEVICE MOUNTPOINT [-o OPTIONS] [-f]}; also what mount.fuse runs
+ * ({@code coherentfs IMAGE DIR -o OPTIONS}, see {@link Main}).
+ *
+ * <p>Without {@code -f} it daemonizes as FUSE filesystems do: the JVM cannot fork, so it starts
+ * itself again in the foreground mode as a detached child ({@code setsid}, stdin from /dev/null,
+ * stdout and stderr appended to the log file) and returns 0 once the mount shows up in
+ * /proc/self/mountinfo, or 1 with the child's own error line when the child exits first.
+ * Exit status: 0 mounted (or, with -f, unmounted cleanly), 1 refused or failed, 2 usage error
+ * (an unknown option is named).
+ */
+@Command(name = "mount", mixinStandardHelpOptions = true,
+        description = "Mount a coherentfs image or device on a directory (daemonizes unless -f).")
+public final class MountCommand implements Callable<Integer> {
+    /** How long the parent waits for the daemon's mount to appear before giving up. */
+    static final long MOUNT_DEADLINE_NANOS = 120_000_000_000L;
+
+    @Parameters(index = "0", paramLabel = "IMAGE|DEVICE", description = "The image file or block device.")
+    Path image;
+
+    @Parameters(index = "1", paramLabel = "MOUNTPOINT", description = "An empty directory.")
+    Path mountpoint;
+
+    @Option(names = "-o", paramLabel = "OPTIONS", description = "Comma-separated mount options: ro, rw, "
+            + "cache_size=SIZE, metrics=HOST:PORT (loopback), log=FILE, noatime|relatime|strictatime, "
+            + "fsname=, subtype=, nosuid, nodev, noexec, allow_other, nonempty, unsafe_no_* (tests only), "
+            + "and the options mount(8) and fstab pass along.")
+    List<String> options = new ArrayList<>();
+
+    @Option(names = "-f", description = "Stay in the foreground (log to stderr) until unmounted.")
+    boolean foreground;
+
+    @Option(names = "--daemon-child", hidden = true)
+    boolean daemonChild;
+
+    @Spec
+    CommandSpec spec;
+
+    @Override
+    public Integer call() throws IOException, InterruptedException {
+        PrintWriter err = spec.commandLine().getErr();
+        MountOptions mo;
+        try {
+            mo = MountOptions.parse(options);
+        } catch (IllegalArgumentException e) {
+            err.println("coherentfs: " + e.getMessage());
+            err.flush();
+            return 2;
+        }
+        if (foreground) {
+            new Daemon(image, mountpoint, mo).run();
+            return 0;
+        }
+        return daemonize(mo, err);
+    }
+
+    private int daemonize(MountOptions mo, PrintWriter err) throws IOException, InterruptedException {
+        Path real = Daemon.checkMountpoint(mountpoint, mo);
+        Daemon.checkImage(image);
+        if (ImageLock.isLocked(image)) {
+            Long pid = ImageLock.holder(image);
+            throw new MountException(image + " is already mounted" + (pid == null ? "" : " (by coherentfs pid " + pid + ")")
+                    + "; unmount it first");
+        }
+        Path log = mo.logFile() != null ? mo.logFile() : Daemon.defaultLog(image);
+        if (log.getParent() != null) {
+            Files.createDirectories(log.getParent());
+        }
+        long logStart = Files.exists(log) ? Files.size(log) : 0;
+
+        List<String> cmd = new ArrayList<>();
+        if (Files.isExecutable(Path.of("/usr/bin/setsid")) || Files.isExecutable(Path.of("/bin/setsid"))) {
+            cmd.add("setsid");
+        }
+        cmd.addAll(relaunch());
+        cmd.addAll(List.of("mount", "-f", "--daemon-child", image.toAbsolutePath().toString(), real.toString()));
+        if (!options.isEmpty()) {
+            cmd.add("-o");
+            cmd.add(String.join(",", options));
+        }
+        Process child = new ProcessBuilder(cmd)
+                .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
+                .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
+                .redirectErrorStream(true)
+                .start();
+        String type = "fuse." + mo.subtype();
+        long deadline = System.nanoTime() + MOUNT_DEADLINE_NANOS;
+        while (true) {
+            var at = Mounts.at(real);
+            if (at.isPresent() && at.get().fstype().equals(type)) {
+                return 0;
+            }
+            if (!child.isAlive()) {
+                String line = lastErrorLine(log, logStart);
+                err.println(line != null ? line
+                        : "coherentfs: the mount daemon exited with status " + child.exitValue() + "; see " + log);
+                err.flush();
+                return 1;
+            }
+            if (System.nanoTime() - deadline > 0) {
+                child.destroy();
+                err.println("coherentfs: " + real + " was not mounted within "
+                        + MOUNT_DEADLINE_NANOS / 1_000_000_000L + " s; see " + log);
+                err.flush();
+                return 1;
+            }
+            Thread.sleep(10); // waiting on another process: poll its mount with a deadline
+        }
+    }
+
+    /** The last "coherentfs: ..." line the child wrote to the log after {@code from}. */
+    static String lastErrorLine(Path log, long from) throws IOException {
+        byte[] all = Files.readAllBytes(log);
+        String tail = new String(all, (int) Math.min(from, all.length), (int) (all.length - Math.min(from, all.length)),
+                StandardCharsets.UTF_8);
+        String found = null;
+        for (String line : tail.split("\n")) {
+            if (line.startsWith("coherentfs: ")) {
+                found = line.strip();
+            }
+        }
+        return found;
+    }
+
+    /** The command that runs this program again: bin/coherentfs when it started us, else java itself. */
+    static List<String> relaunch() {
+        String launcher = System.getenv("COHERENTFS_LAUNCHER");
+        if (launcher != null && Files.isExecutable(Path.of(launcher))) {
+            return List.of(launcher);
+        }
+        List<String> cmd = new ArrayList<>();
+        cmd.add(ProcessHandle.current().info().command().orElse(
+                Path.of(System.getProperty("java.home"), "bin", "java").toString()));
+        cmd.addAll(ManagementFactory.getRuntimeMXBean().getInputArguments());
+        cmd.add("-cp");
+        cmd.add(System.getProperty("java.class.path"));
+        cmd.add(Main.class.getName());
+        return cmd;
+    }
+}

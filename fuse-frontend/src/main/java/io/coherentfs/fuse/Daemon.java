@@ -1,0 +1,227 @@
+package io.coherentfs.fuse;
+
+import io.coherentfs.blockdev.DirectDevice;
+import io.coherentfs.blockdev.error.Errno;
+import io.coherentfs.blockdev.error.ErrnoException;
+import io.coherentfs.core.CoherentFs;
+import io.coherentfs.core.format.Layout;
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import java.io.IOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
+/**
+ * One mount's daemon, in the foreground: lock the image, open the engine, serve FUSE until the
+ * mount goes away, then shut down cleanly.
+ *
+ * <h2>Life cycle</h2>
+ * <ol>
+ * <li>Check the mountpoint (exists, a directory, not a mount point already, empty unless
+ *     {@code nonempty}) and the image (exists, large enough).
+ * <li>{@link ImageLock}: an exclusive flock on the image for the daemon's whole life; a second
+ *     mount of the same image is refused here, naming the holder's pid.
+ * <li>Open the device ({@link DirectDevice}, O_DIRECT; block devices also O_EXCL) and the engine
+ *     with one {@link PrometheusMeterRegistry} shared by engine and frontend; start the stats
+ *     socket and, if asked, the HTTP endpoint.
+ * <li>Run libfuse's multithreaded loop. It returns when the mount goes away: {@code umount},
+ *     {@code fusermount -u}, or our own detach on SIGINT/SIGTERM (the JVM owns those signals, so
+ *     libfuse installs no handlers of its own; ours detach the mount, which ends the loop).
+ * <li>{@link CoherentFs#close()}: write back, commit, mark clean; close the device; drop the
+ *     lock (last, so that a waiting mount starts only on a clean image).
+ * </ol>
+ */
+public final class Daemon {
+    private static final Logger LOG = Logger.getLogger(Daemon.class.getName());
+
+    /** Timeouts we give the kernel; see README "Attribute and entry timeouts". */
+    static final String ENTRY_TIMEOUT = "entry_timeout=5";
+    static final String NEGATIVE_TIMEOUT = "negative_timeout=5";
+    static final String ATTR_TIMEOUT = "attr_timeout=0";
+
+    private final Path image;
+    private final Path mountpoint;
+    private final MountOptions options;
+    private final CountDownLatch finished = new CountDownLatch(1);
+    private volatile boolean stopping;
+
+    public Daemon(Path image, Path mountpoint, MountOptions options) {
+        this.image = image.toAbsolutePath().normalize();
+        this.mountpoint = mountpoint;
+        this.options = options;
+    }
+
+    /** The checks that need no lock, shared with the daemonizing parent so it fails fast. */
+    public static Path checkMountpoint(Path mountpoint, MountOptions options) throws IOException {
+        if (!Files.exists(mountpoint)) {
+            throw new MountException("mountpoint " + mountpoint + " does not exist");
+        }
+        if (!Files.isDirectory(mountpoint)) {
+            throw new MountException("mountpoint " + mountpoint + " is not a directory");
+        }
+        Path real = mountpoint.toRealPath();
+        var there = Mounts.at(real);
+        if (there.isPresent()) {
+            throw new MountException("mountpoint " + real + " is busy: "
+                    + there.get().source() + " (" + there.get().fstype() + ") is mounted there");
+        }
+        if (!options.fuseOptions().contains("nonempty")) {
+            try (DirectoryStream<Path> d = Files.newDirectoryStream(real)) {
+                if (d.iterator().hasNext()) {
+                    throw new MountException("mountpoint " + real
+                            + " is not empty (give -o nonempty to mount over its contents)");
+                }
+            }
+        }
+        return real;
+    }
+
+    public static void checkImage(Path image) throws IOException {
+        if (!Files.exists(image)) {
+            throw new MountException(image + " does not exist");
+        }
+        if (Files.isRegularFile(image) && Files.size(image) < Layout.MINIMUM_BYTES) {
+            throw new MountException(image + " is too small: " + Files.size(image)
+                    + " bytes, a coherentfs needs at least " + Layout.MINIMUM_BYTES + " (8 MiB)");
+        }
+    }
+
+    /** Mounts and serves until unmounted; returns normally after a clean shutdown. */
+    public void run() throws IOException {
+        Path mp = checkMountpoint(mountpoint, options);
+        checkImage(image);
+        LOG.info("mounting " + image + " on " + mp + " (pid " + ProcessHandle.current().pid() + ")");
+        try (ImageLock lock = ImageLock.acquire(image, Duration.ZERO)) {
+            PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+            try (DirectDevice device = DirectDevice.open(image,
+                    DirectDevice.Options.DEFAULT.withReadOnly(options.readOnly()))) {
+                CoherentFs fs = openEngine(device, registry);
+                try (MetricsEndpoints endpoints = new MetricsEndpoints(registry, "# coherentfs image=" + image
+                        + " mountpoint=" + mp + " pid=" + ProcessHandle.current().pid() + "\n")) {
+                    serve(fs, registry, endpoints, mp);
+                } finally {
+                    closeEngine(fs);
+                }
+            }
+        } finally {
+            finished.countDown();
+        }
+        LOG.info("unmounted " + mp + "; " + image + " is clean");
+    }
+
+    private CoherentFs openEngine(DirectDevice device, PrometheusMeterRegistry registry) throws IOException {
+        try {
+            return CoherentFs.open(device, options.engineOptions(registry));
+        } catch (IOException | RuntimeException e) {
+            String m = String.valueOf(e.getMessage());
+            if (m.contains("not a coherentfs")) {
+                throw new MountException(image + " is not a coherentfs image (" + m
+                        + "); format it with coherentfs mkfs", e);
+            }
+            throw e;
+        }
+    }
+
+    private void serve(CoherentFs fs, PrometheusMeterRegistry registry, MetricsEndpoints endpoints, Path mp)
+            throws IOException {
+        endpoints.startSocket(mp);
+        if (options.metrics() != null) {
+            endpoints.startHttp(options.metrics());
+        }
+        CoherentFuse fuse = new CoherentFuse(fs, registry, true);
+        installSignalHandlers(mp);
+        int rc = fuse.run(mp.toString(), fuseOptions(), options.debug());
+        if (rc != 0 && !stopping) {
+            throw new IOException("libfuse could not mount " + mp + " (status " + rc + "; its reason is in the log above)");
+        }
+    }
+
+    private static void closeEngine(CoherentFs fs) throws IOException {
+        long t = System.nanoTime();
+        fs.close();
+        LOG.info("engine closed: written back, committed, marked clean (" + (System.nanoTime() - t) / 1_000_000 + " ms)");
+    }
+
+    List<String> fuseOptions() {
+        List<String> o = new ArrayList<>();
+        o.add("fsname=" + (options.fsname() != null ? options.fsname() : image.toString()).replace(",", "\\,"));
+        o.add("subtype=" + options.subtype());
+        o.add("use_ino");
+        o.add("big_writes");
+        o.add("max_write=131072");
+        o.add("default_permissions");
+        if (Mounts.isRoot() && !options.fuseOptions().contains("allow_root")) {
+            o.add("allow_other");
+        }
+        o.add(ENTRY_TIMEOUT);
+        o.add(NEGATIVE_TIMEOUT);
+        o.add(ATTR_TIMEOUT);
+        for (String s : options.fuseOptions()) {
+            if (!o.contains(s)) {
+                o.add(s);
+            }
+        }
+        return o;
+    }
+
+    @SuppressWarnings("restriction")
+    private void installSignalHandlers(Path mp) {
+        sun.misc.SignalHandler h = sig -> {
+            LOG.info("SIG" + sig.getName() + ": unmounting " + mp);
+            stop(mp);
+        };
+        for (String s : List.of("INT", "TERM", "HUP")) {
+            try {
+                sun.misc.Signal.handle(new sun.misc.Signal(s), h);
+            } catch (IllegalArgumentException e) {
+                LOG.fine("cannot handle SIG" + s + ": " + e.getMessage());
+            }
+        }
+        // Any other way out of the JVM (System.exit elsewhere, an uncaught error) still unmounts
+        // and waits for the clean close.
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            if (finished.getCount() > 0) {
+                stop(mp);
+                try {
+                    finished.await(60, TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+        }, "unmount-on-exit"));
+    }
+
+    private void stop(Path mp) {
+        stopping = true;
+        try {
+            if (Mounts.at(mp).isPresent()) {
+                Mounts.detach(mp);
+            }
+        } catch (IOException e) {
+            LOG.log(Level.WARNING, "cannot unmount " + mp + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** The default log file: /var/log/coherentfs/NAME.log, else IMAGE.log beside the image. */
+    public static Path defaultLog(Path image) {
+        Path dir = Path.of("/var/log/coherentfs");
+        String name = image.getFileName() == null ? "coherentfs" : image.getFileName().toString();
+        try {
+            Files.createDirectories(dir);
+            if (Files.isWritable(dir)) {
+                return dir.resolve(name + ".log");
+            }
+        } catch (IOException e) {
+            // not ours to write: fall back beside the image
+        }
+        return image.toAbsolutePath().resolveSibling(name + ".log");
+    }
+}

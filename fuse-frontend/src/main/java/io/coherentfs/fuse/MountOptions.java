@@ -1,0 +1,167 @@
+package io.coherentfs.fuse;
+
+import io.coherentfs.blockdev.ImageFiles;
+import io.coherentfs.core.CoherentFs;
+import io.coherentfs.core.sync.CoherenceConfig;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.UnknownHostException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * The {@code -o} options of {@code coherentfs mount}, as a user, mount(8) or mount.fuse gives
+ * them. Every option is either ours (given to the engine), a FUSE or kernel option (given to
+ * libfuse), or one of the harmless options mount(8)/fstab carry along (ignored); anything else is
+ * an {@link IllegalArgumentException} naming the option, so that a typo never mounts silently
+ * with defaults.
+ *
+ * @param readOnly    {@code ro} (the engine opens the device read-only; the kernel mount is ro)
+ * @param cacheBytes  {@code cache_size=SIZE}, the engine's page-cache budget
+ * @param metrics     {@code metrics=HOST:PORT}, a loopback address to serve Prometheus text on, or null
+ * @param fsname      {@code fsname=}: the mount's source as /proc/mounts shows it (default: the image path)
+ * @param subtype     {@code subtype=}: the mount type is {@code fuse.SUBTYPE} (default coherentfs)
+ * @param logFile     {@code log=FILE}: where the daemon logs (default: see {@link Daemon#defaultLog})
+ * @param fuseOptions options passed to libfuse as they are (ro, nosuid, allow_other, ...)
+ */
+public record MountOptions(boolean readOnly, long cacheBytes, InetSocketAddress metrics, CoherenceConfig coherence,
+        CoherentFs.Atime atime, String fsname, String subtype, Path logFile, boolean debug,
+        List<String> fuseOptions) {
+
+    /** Kernel and libfuse options passed through unchanged. */
+    private static final Set<String> PASSED = Set.of("dev", "nodev", "suid", "nosuid", "exec", "noexec", "sync",
+            "async", "dirsync", "allow_other", "allow_root", "default_permissions", "nonempty", "auto_unmount");
+
+    /** What mount(8), fstab and mount.fuse carry along that means nothing to a FUSE daemon. */
+    private static final Set<String> IGNORED = Set.of("defaults", "_netdev", "auto", "noauto", "user", "nouser",
+            "users", "owner", "group", "nofail", "loop", "diratime", "nodiratime", "lazytime", "nolazytime",
+            "iversion", "noiversion", "mand", "nomand", "nosymfollow", "symfollow", "silent", "loud");
+
+    public static MountOptions parse(List<String> optionStrings) {
+        boolean ro = false;
+        long cache = CoherentFs.Options.DEFAULT_CACHE_BYTES;
+        InetSocketAddress metrics = null;
+        CoherentFs.Atime atime = CoherentFs.Atime.RELATIME;
+        String fsname = null;
+        String subtype = "coherentfs";
+        Path log = null;
+        boolean debug = false;
+        List<String> unsafe = new ArrayList<>();
+        List<String> fuse = new ArrayList<>();
+        for (String group : optionStrings) {
+            for (String raw : group.split(",")) {
+                String o = raw.strip();
+                if (o.isEmpty()) {
+                    continue;
+                }
+                int eq = o.indexOf('=');
+                String key = eq < 0 ? o : o.substring(0, eq);
+                String value = eq < 0 ? null : o.substring(eq + 1);
+                switch (key) {
+                    case "ro" -> ro = true;
+                    case "rw" -> ro = false;
+                    case "cache_size" -> cache = size(o, value);
+                    case "metrics" -> metrics = loopback(o, value);
+                    case "relatime" -> atime = CoherentFs.Atime.RELATIME;
+                    case "noatime" -> atime = CoherentFs.Atime.NOATIME;
+                    case "strictatime", "atime" -> atime = CoherentFs.Atime.STRICTATIME;
+                    case "norelatime" -> atime = CoherentFs.Atime.STRICTATIME;
+                    case "fsname" -> fsname = required(o, value);
+                    case "subtype" -> subtype = required(o, value);
+                    case "log" -> log = Path.of(required(o, value)).toAbsolutePath();
+                    case "debug" -> debug = true;
+                    case "remount" -> throw new IllegalArgumentException(
+                            "option 'remount' is not supported yet: unmount and mount again");
+                    case "comment", "x-systemd.automount", "x-systemd.requires", "x-systemd.device-timeout",
+                            "x-systemd.mount-timeout", "x-systemd.after", "x-systemd.before",
+                            "x-systemd.idle-timeout", "x-systemd.wanted-by", "x-systemd.required-by",
+                            "x-initrd.mount" -> { }
+                    default -> {
+                        if (key.startsWith(CoherenceConfig.UNSAFE_PREFIX) && value == null) {
+                            unsafe.add(o);
+                        } else if (value == null && PASSED.contains(key)) {
+                            fuse.add(key);
+                        } else if (value == null && IGNORED.contains(key)) {
+                            // harmless: mount(8) and fstab vocabulary
+                        } else if (key.startsWith("x-")) {
+                            // fstab comments for other programs (x-gvfs-show, ...), by convention ignored
+                        } else {
+                            throw new IllegalArgumentException("unknown mount option '" + o + "'");
+                        }
+                    }
+                }
+            }
+        }
+        CoherenceConfig coherence = CoherenceConfig.fromOptions(unsafe);
+        if (ro) {
+            fuse.add("ro");
+        }
+        if (atime == CoherentFs.Atime.NOATIME) {
+            fuse.add("noatime"); // shown in /proc/mounts; the engine is what skips the updates
+        }
+        if (subtype.isEmpty() || !subtype.matches("[A-Za-z0-9_.-]+")) {
+            throw new IllegalArgumentException("bad subtype '" + subtype + "'");
+        }
+        return new MountOptions(ro, cache, metrics, coherence, atime, fsname, subtype, log, debug, List.copyOf(fuse));
+    }
+
+    private static String required(String option, String value) {
+        if (value == null || value.isEmpty()) {
+            throw new IllegalArgumentException("mount option '" + option + "' needs a value");
+        }
+        return value;
+    }
+
+    private static long size(String option, String value) {
+        long bytes;
+        try {
+            bytes = ImageFiles.parseSize(required(option, value));
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("bad size in mount option '" + option + "'");
+        }
+        if (bytes < 64 * 4096) {
+            throw new IllegalArgumentException("mount option '" + option + "': cache_size must be at least 256k");
+        }
+        return bytes;
+    }
+
+    private static InetSocketAddress loopback(String option, String value) {
+        String v = required(option, value);
+        int colon = v.lastIndexOf(':');
+        if (colon <= 0 || colon == v.length() - 1) {
+            throw new IllegalArgumentException("mount option '" + option + "' must be metrics=HOST:PORT");
+        }
+        String host = v.substring(0, colon);
+        if (host.startsWith("[") && host.endsWith("]")) {
+            host = host.substring(1, host.length() - 1);
+        }
+        int port;
+        try {
+            port = Integer.parseInt(v.substring(colon + 1));
+        } catch (NumberFormatException e) {
+            port = -1;
+        }
+        if (port < 0 || port > 65535) {
+            throw new IllegalArgumentException("mount option '" + option + "': bad port");
+        }
+        InetAddress address;
+        try {
+            address = InetAddress.getByName(host);
+        } catch (UnknownHostException e) {
+            throw new IllegalArgumentException("mount option '" + option + "': unknown host '" + host + "'");
+        }
+        if (!address.isLoopbackAddress()) {
+            throw new IllegalArgumentException("mount option '" + option
+                    + "': the metrics endpoint serves on loopback addresses only (127.0.0.1, ::1, localhost)");
+        }
+        return new InetSocketAddress(address, port);
+    }
+
+    /** The engine's options for these mount options, with {@code registry} for its meters. */
+    public CoherentFs.Options engineOptions(io.micrometer.core.instrument.MeterRegistry registry) {
+        return CoherentFs.Options.DEFAULT.withReadOnly(readOnly).withAtime(atime).withCacheBytes(cacheBytes)
+                .withCoherence(coherence).withMetrics(registry);
+    }
+}
