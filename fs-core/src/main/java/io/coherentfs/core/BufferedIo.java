@@ -11,6 +11,8 @@ import io.coherentfs.core.extent.ExtentMap;
 import io.coherentfs.core.extent.Mapping;
 import io.coherentfs.core.inode.Timespec;
 import io.coherentfs.core.sync.CoherenceConfig;
+import io.coherentfs.core.sync.FaultGuard;
+import io.coherentfs.core.sync.FaultRetryException;
 import io.coherentfs.core.sync.RacePoints;
 import io.coherentfs.core.sync.TwoStateSharedLock.Side;
 import java.io.IOException;
@@ -68,6 +70,11 @@ final class BufferedIo {
         /** True when reading the source may fault: it is copied through a bounce page with no folio locked. */
         boolean mayFault();
 
+        /** The source as one memory segment, when it is one (direct IO may use it in place); else null. */
+        default MemorySegment segment() {
+            return null;
+        }
+
         static Source of(MemorySegment segment) {
             return new Source() {
                 @Override
@@ -84,6 +91,11 @@ final class BufferedIo {
                 public boolean mayFault() {
                     return false;
                 }
+
+                @Override
+                public MemorySegment segment() {
+                    return segment;
+                }
             };
         }
     }
@@ -96,13 +108,14 @@ final class BufferedIo {
     private final BlockAllocator allocator;
     /** Every delalloc block of every inode is one block of this reservation. */
     private final Reservation delallocReservation;
+    private final FaultGuard faultGuard;
     final LongAdder hits = new LongAdder();
     final LongAdder misses = new LongAdder();
     final LongAdder readaheadPages = new LongAdder();
     final LongAdder delallocReleased = new LongAdder();
 
     BufferedIo(CoherentFs fs, PageCache cache, FolioIo io, RacePoints race, CoherenceConfig coherence,
-            BlockAllocator allocator, Reservation delallocReservation) {
+            BlockAllocator allocator, Reservation delallocReservation, FaultGuard faultGuard) {
         this.fs = fs;
         this.cache = cache;
         this.io = io;
@@ -110,6 +123,20 @@ final class BufferedIo {
         this.coherence = coherence;
         this.allocator = allocator;
         this.delallocReservation = delallocReservation;
+        this.faultGuard = faultGuard;
+    }
+
+    /** The ADD side of the mapping's add lock (M3), unless M3 is off. */
+    private void lockAdd(FolioMapping m) {
+        if (coherence.pagecacheAddLock()) {
+            lockAdd(m);
+        }
+    }
+
+    private void unlockAdd(FolioMapping m) {
+        if (coherence.pagecacheAddLock()) {
+            unlockAdd(m);
+        }
     }
 
     PageCache cache() {
@@ -172,7 +199,7 @@ final class BufferedIo {
         li.readaheadNext = index + window;
         li.readaheadWindow = window;
         List<Folio> fresh = new ArrayList<>(window);
-        m.addLock().lock(Side.ADD);
+        lockAdd(m);
         try {
             Folio first = m.getOrCreate(index);
             if (first.isUptodate()) {
@@ -192,7 +219,7 @@ final class BufferedIo {
             }
             fill(li, fresh);
         } finally {
-            m.addLock().unlock(Side.ADD);
+            unlockAdd(m);
         }
         readaheadPages.add(fresh.size() - 1);
         for (int i = 1; i < fresh.size(); i++) {
@@ -334,7 +361,7 @@ final class BufferedIo {
         if (f != null && f.isUptodate()) {
             return f;
         }
-        m.addLock().lock(Side.ADD);
+        lockAdd(m);
         try {
             if (f == null) {
                 f = m.getOrCreate(index);
@@ -344,7 +371,7 @@ final class BufferedIo {
             }
             return f;
         } finally {
-            m.addLock().unlock(Side.ADD);
+            unlockAdd(m);
         }
     }
 
@@ -529,14 +556,14 @@ final class BufferedIo {
             return;
         }
         if (f == null) {
-            m.addLock().lock(Side.ADD);
+            lockAdd(m);
             try {
                 f = m.getOrCreate(index);
                 if (!f.isUptodate()) {
                     fill(li, List.of(f));
                 }
             } finally {
-                m.addLock().unlock(Side.ADD);
+                unlockAdd(m);
             }
         } else if (!f.isUptodate()) {
             fill(li, List.of(f));
@@ -572,6 +599,19 @@ final class BufferedIo {
     // ---- faults (MappedFile) -------------------------------------------------------------------
 
     /**
+     * The fault path's ADD: through {@link FaultGuard}, so that a fault under a direct write that
+     * blocks adds fails instead of deadlocking (M3's recursion detection).
+     */
+    private void faultLockAdd(LiveInode li, FolioMapping m) throws IOException {
+        if (!coherence.pagecacheAddLock()) {
+            return;
+        }
+        if (faultGuard.faultLock(m.addLock(), li.ino) == FaultGuard.Outcome.RETRY) {
+            throw new FaultRetryException(li.ino);
+        }
+    }
+
+    /**
      * A page fault at {@code index}: the folio, locked and uptodate, added and filled under the
      * invalidate lock (shared) and the ADD side. For a write fault (page_mkwrite) the page's
      * block gets its delalloc reservation when it is a hole; the caller stores, dirties and unlocks.
@@ -586,16 +626,17 @@ final class BufferedIo {
             }
             Folio f = m.lock(index);
             if (f == null || !f.isUptodate()) {
-                m.addLock().lock(Side.ADD);
+                if (f != null) {
+                    f.unlock(); // take the add lock first (tier 3 before tier 4)
+                }
+                faultLockAdd(li, m);
                 try {
-                    if (f == null) {
-                        f = m.getOrCreate(index);
-                    }
+                    f = m.getOrCreate(index);
                     if (!f.isUptodate()) {
                         fill(li, List.of(f));
                     }
                 } finally {
-                    m.addLock().unlock(Side.ADD);
+                    unlockAdd(m);
                 }
             }
             if (write && !f.isDirty()) {

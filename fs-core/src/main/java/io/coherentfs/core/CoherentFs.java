@@ -35,6 +35,7 @@ import io.coherentfs.core.vfs.SetAttr;
 import io.coherentfs.core.vfs.StatFs;
 import io.coherentfs.core.vfs.Vfs;
 import io.coherentfs.core.sync.CoherenceConfig;
+import io.coherentfs.core.sync.FaultGuard;
 import io.coherentfs.core.sync.RacePoints;
 import io.coherentfs.core.xattr.XattrCodec;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -45,6 +46,8 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.Lock;
@@ -175,6 +178,7 @@ public final class CoherentFs implements Vfs {
     private final PageCache cache;
     private final BufferedIo buffered;
     private final Writeback writeback;
+    private final DirectIo direct;
     private final MeterRegistry metrics;
 
     private CoherentFs(BlockDevice device, AlignedBufferPool pool, MetaStore meta, Options options, RacePoints race)
@@ -191,10 +195,12 @@ public final class CoherentFs implements Vfs {
         this.cache = new PageCache(pool, options.cacheBytes(), Runnable::run, race);
         FolioIo folioIo = new FolioIo(device);
         Reservation delalloc = meta.allocator().reserve(0);
-        this.buffered = new BufferedIo(this, cache, folioIo, race, coherence, meta.allocator(), delalloc);
+        FaultGuard faultGuard = new FaultGuard(race);
+        this.buffered = new BufferedIo(this, cache, folioIo, race, coherence, meta.allocator(), delalloc, faultGuard);
         this.writeback = new Writeback(this, cache, folioIo, delalloc, race);
+        this.direct = new DirectIo(this, device, pool, cache, writeback, race, coherence, faultGuard);
         this.metrics = options.metrics() != null ? options.metrics() : new SimpleMeterRegistry();
-        EngineMetrics.register(metrics, this, cache, buffered, writeback);
+        EngineMetrics.register(metrics, this, cache, buffered, writeback, direct);
     }
 
     // ---- life cycle ----------------------------------------------------------------------------
@@ -1068,6 +1074,7 @@ public final class CoherentFs implements Vfs {
         LiveInode li = acquire(ino, true);
         try {
             requireRegular(li, "truncate");
+            li.awaitDio();
             long old = li.size;
             long keepPages = (size + BLOCK - 1) / BLOCK;
             if (size < old) {
@@ -1186,6 +1193,9 @@ public final class CoherentFs implements Vfs {
         if (offset < 0) {
             throw err(Errno.EINVAL, "read", "negative offset");
         }
+        if (isDirect(file)) {
+            return awaitResult(aioRead(file, offset, dst));
+        }
         LiveInode li = acquire(file.ino(), false);
         try {
             if (li.isDirectory()) {
@@ -1196,6 +1206,101 @@ public final class CoherentFs implements Vfs {
             return n;
         } finally {
             li.rwsem.readLock().unlock();
+        }
+    }
+
+    private static boolean isDirect(OpenFile file) {
+        return (file.flags() & OpenFile.O_DIRECT) != 0;
+    }
+
+    private static int awaitResult(CompletionStage<Integer> stage) throws IOException {
+        try {
+            return stage.toCompletableFuture().get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new java.io.InterruptedIOException("interrupted waiting for IO");
+        } catch (java.util.concurrent.ExecutionException e) {
+            throw DirectIo.unwrap(e.getCause());
+        }
+    }
+
+    @Override
+    public CompletionStage<Integer> aioRead(OpenFile file, long offset, MemorySegment dst) throws IOException {
+        checkOpenFile(file, false, "read");
+        if (offset < 0) {
+            throw err(Errno.EINVAL, "read", "negative offset");
+        }
+        direct.checkAlignment("read", offset, dst.byteSize(), dst);
+        LiveInode li = acquire(file.ino(), false);
+        try {
+            if (li.isDirectory()) {
+                throw err(Errno.EISDIR, "read", "inode " + file.ino() + " is a directory");
+            }
+            CompletableFuture<Integer> f = direct.read(li, offset, dst);
+            f.join(); // direct reads complete under the shared rwsem (they are cheap to finish)
+            touchAtime(li);
+            return f;
+        } catch (java.util.concurrent.CompletionException e) {
+            throw DirectIo.unwrap(e);
+        } finally {
+            li.rwsem.readLock().unlock();
+        }
+    }
+
+    @Override
+    public CompletionStage<Integer> aioWrite(OpenFile file, long offset, MemorySegment src) throws IOException {
+        return directWrite(file, offset, BufferedIo.Source.of(src), true);
+    }
+
+    @Override
+    public CompletionStage<Integer> aioWrite(OpenFile file, long offset, MappedView src, long srcOffset, long length)
+            throws IOException {
+        return directWrite(file, offset, viewSource(src, srcOffset, length), true);
+    }
+
+    private static BufferedIo.Source viewSource(MappedView src, long srcOffset, long length) throws ErrnoException {
+        if (!(src instanceof MappedFile view) || srcOffset < 0 || length < 0) {
+            throw err(Errno.EINVAL, "write", "not a view of this filesystem, or a negative range");
+        }
+        return view.source(srcOffset, length);
+    }
+
+    /**
+     * A direct write: rwsem shared for a block-aligned overwrite of written extents inside EOF,
+     * exclusive otherwise (as ext4); released once the IO is submitted for an asynchronous
+     * write that need not wait, after completion otherwise.
+     */
+    private CompletionStage<Integer> directWrite(OpenFile file, long offset, BufferedIo.Source src, boolean async)
+            throws IOException {
+        checkOpenFile(file, true, "write");
+        if (offset < 0) {
+            throw err(Errno.EINVAL, "write", "negative offset");
+        }
+        direct.checkAlignment("write", offset, src.size(), src.segment());
+        boolean append = (file.flags() & OpenFile.O_APPEND) != 0;
+        boolean exclusive = append;
+        LiveInode li = acquire(file.ino(), exclusive);
+        if (!exclusive && !direct.canWriteShared(li, offset, src.size())) {
+            li.rwsem.readLock().unlock();
+            exclusive = true;
+            li = acquire(file.ino(), true);
+        }
+        try {
+            requireRegular(li, "write");
+            long pos = append ? li.size : offset;
+            if (src.size() == 0) {
+                return CompletableFuture.completedFuture(0);
+            }
+            if (pos + src.size() > MAX_FILE_SIZE) {
+                throw err(Errno.EFBIG, "write", "the file would exceed " + MAX_FILE_SIZE + " bytes");
+            }
+            if (pos + src.size() > li.size) {
+                trimPastEof(li);
+            }
+            boolean dsync = (file.flags() & OpenFile.O_DSYNC) != 0;
+            return direct.write(li, pos, src, dsync, async);
+        } finally {
+            unlock(li, exclusive);
         }
     }
 
@@ -1237,13 +1342,13 @@ public final class CoherentFs implements Vfs {
 
     @Override
     public int write(OpenFile file, long offset, MappedView src, long srcOffset, long length) throws IOException {
-        if (!(src instanceof MappedFile view) || srcOffset < 0 || length < 0) {
-            throw err(Errno.EINVAL, "write", "not a view of this filesystem, or a negative range");
-        }
-        return write(file, offset, view.source(srcOffset, length));
+        return write(file, offset, viewSource(src, srcOffset, length));
     }
 
     private int write(OpenFile file, long offset, BufferedIo.Source src) throws IOException {
+        if (isDirect(file)) {
+            return awaitResult(directWrite(file, offset, src, false));
+        }
         checkOpenFile(file, true, "write");
         if (offset < 0) {
             throw err(Errno.EINVAL, "write", "negative offset");
@@ -1324,6 +1429,7 @@ public final class CoherentFs implements Vfs {
         LiveInode li = acquire(file.ino(), true);
         try {
             requireRegular(li, "fallocate");
+            li.awaitDio();
             if ((mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) == 0) {
                 requireSpace((length + BLOCK - 1) / BLOCK);
             }
@@ -1526,6 +1632,7 @@ public final class CoherentFs implements Vfs {
                 }
                 li.dead = true;
             }
+            li.awaitDio();
             try {
                 InodeRecord r = recordOrNull(ino);
                 boolean orphan = r != null && r.nlink() == 0 && (r.flags() & InodeRecord.FLAG_ORPHAN) != 0;
@@ -1613,6 +1720,10 @@ public final class CoherentFs implements Vfs {
         }
         writeback.close();
         try {
+            for (LiveInode li : liveInodes()) {
+                li.awaitDio();
+            }
+            direct.close();
             if (!meta.isReadOnly() && !meta.journal().isAborted()) {
                 for (LiveInode li : liveInodes()) {
                     InodeRecord r = recordOrNull(li.ino);

@@ -15,7 +15,8 @@ final class EngineMetrics {
     private EngineMetrics() {
     }
 
-    static void register(MeterRegistry r, CoherentFs fs, PageCache cache, BufferedIo buffered, Writeback writeback) {
+    static void register(MeterRegistry r, CoherentFs fs, PageCache cache, BufferedIo buffered, Writeback writeback,
+            DirectIo direct) {
         Gauge.builder("coherentfs.cache.bytes", cache, PageCache::totalBytes).baseUnit("bytes")
                 .description("bytes of all cached folios").register(r);
         Gauge.builder("coherentfs.cache.dirty.bytes", cache, PageCache::dirtyBytes).baseUnit("bytes")
@@ -38,6 +39,21 @@ final class EngineMetrics {
         counter(r, "coherentfs.writeback.allocated.blocks", writeback.blocksAllocated,
                 "blocks chosen for delayed allocations at writeback");
         counter(r, "coherentfs.writeback.throttled", writeback.throttled, "writes that waited above the dirty limit");
+        counter(r, "coherentfs.dio.reads", direct.reads, "direct reads");
+        counter(r, "coherentfs.dio.writes", direct.writes, "direct writes");
+        counter(r, "coherentfs.dio.completions.deferred", direct.deferredCompletions,
+                "asynchronous direct-write completions handed to a dio-done worker (M1)");
+        counter(r, "coherentfs.dio.completions.inline", direct.inlineCompletions,
+                "asynchronous direct-write completions run where the IO ended");
+        counter(r, "coherentfs.dio.invalidated.folios", direct.foliosInvalidated, "folios dropped by direct-IO invalidation");
+        counter(r, "coherentfs.dio.laundered.folios", direct.foliosLaundered,
+                "dirty folios written back before invalidation instead of being dropped (M6)");
+        counter(r, "coherentfs.dio.invalidation.failures", direct.invalidationFailures,
+                "folios a direct write could not invalidate (reported as EIO at the next fsync)");
+        counter(r, "coherentfs.addlock.block.waits", direct.blockWaits, "direct writes that waited for page adds to drain (M3)");
+        counter(r, "coherentfs.dio.recursion.detections", direct.recursionDetections,
+                "direct writes whose source faulted on the file being written (M3)");
+        counter(r, "coherentfs.dio.retries", direct.retries, "direct writes retried after a fault dropped their locks (M3)");
         FunctionCounter.builder("coherentfs.journal.commits", fs, f -> f.meta().journal().commitCount())
                 .description("journal transactions committed").register(r);
     }

@@ -82,8 +82,47 @@ final class LiveInode {
     volatile long readaheadNext = -1;
     volatile int readaheadWindow;
 
+    /** Direct IOs in flight (inode_dio_begin/end); guarded by {@link #dioLock}. */
+    private int dioInFlight;
+    private final Object dioLock = new Object();
+
     LiveInode(long ino) {
         this.ino = ino;
+    }
+
+    /** A direct IO starts (holding rwsem); it may end on another thread. */
+    void dioBegin() {
+        synchronized (dioLock) {
+            dioInFlight++;
+        }
+    }
+
+    void dioEnd() {
+        synchronized (dioLock) {
+            if (--dioInFlight == 0) {
+                dioLock.notifyAll();
+            }
+        }
+    }
+
+    /**
+     * inode_dio_wait: waits until no direct IO of this inode is in flight. Called with rwsem
+     * exclusive (truncate, fallocate, eviction), so no new one can start.
+     */
+    void awaitDio() {
+        synchronized (dioLock) {
+            boolean interrupted = false;
+            while (dioInFlight > 0) {
+                try {
+                    dioLock.wait();
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
+            }
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
+        }
     }
 
     synchronized boolean unused() {

@@ -192,6 +192,16 @@ public final class FolioMapping {
         return removed;
     }
 
+    /**
+     * Removes a folio the caller holds locked, which must be clean and not under writeback
+     * (invalidation after its dirty data was written back). The lock ends with the removal.
+     */
+    public void removeLocked(Folio f) {
+        f.claimLocked();
+        cache.untrack(f);
+        cache.release(f);
+    }
+
     /** The cached indices in {@code [fromIndex, toIndex)}, in order: a weakly consistent snapshot. */
     public List<Long> cachedIndices(long fromIndex, long toIndex) {
         if (fromIndex >= toIndex) {

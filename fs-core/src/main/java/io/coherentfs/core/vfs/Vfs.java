@@ -3,6 +3,7 @@ package io.coherentfs.core.vfs;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
+import java.util.concurrent.CompletionStage;
 
 /**
  * fs-core's public surface: an inode-based filesystem API in the shape of FUSE's low-level
@@ -69,6 +70,23 @@ public interface Vfs extends AutoCloseable {
      * in the source fails the call with EFAULT, or makes it short after some progress.
      */
     int write(OpenFile file, long offset, MappedView src, long srcOffset, long length) throws IOException;
+
+    /**
+     * Asynchronous direct read (io_submit of IOCB_CMD_PREAD on an O_DIRECT file): offset, length
+     * and memory 512-aligned, else EINVAL. The stage completes with the bytes read (short at EOF).
+     */
+    CompletionStage<Integer> aioRead(OpenFile file, long offset, MemorySegment dst) throws IOException;
+
+    /**
+     * Asynchronous direct write: offset and length 512-aligned, else EINVAL; memory aligned or it
+     * goes through a bounce buffer. {@code src} must stay valid until the stage completes. Many
+     * may be in flight on one file. Extending and sub-block writes complete before this returns.
+     */
+    CompletionStage<Integer> aioWrite(OpenFile file, long offset, MemorySegment src) throws IOException;
+
+    /** {@link #aioWrite(OpenFile, long, MemorySegment)} whose source is a mapped view (of this file or another). */
+    CompletionStage<Integer> aioWrite(OpenFile file, long offset, MappedView src, long srcOffset, long length)
+            throws IOException;
 
     /** mmap(2) with MAP_SHARED: a page-granular view of the open file through the page cache. */
     MappedView map(OpenFile file) throws IOException;
