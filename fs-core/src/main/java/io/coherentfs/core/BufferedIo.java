@@ -129,13 +129,13 @@ final class BufferedIo {
     /** The ADD side of the mapping's add lock (M3), unless M3 is off. */
     private void lockAdd(FolioMapping m) {
         if (coherence.pagecacheAddLock()) {
-            lockAdd(m);
+            m.addLock().lock(Side.ADD);
         }
     }
 
     private void unlockAdd(FolioMapping m) {
         if (coherence.pagecacheAddLock()) {
-            unlockAdd(m);
+            m.addLock().unlock(Side.ADD);
         }
     }
 
