@@ -165,14 +165,15 @@ final class BufferedIo {
             int inPage = (int) (pos & (PAGE - 1));
             int n = (int) Math.min(PAGE - inPage, length - done);
             Folio f = m.lock(index);
+            if (f != null && !f.isUptodate()) {
+                f.unlock(); // a fill that failed left it behind: fill it again under ADD
+                f = null;
+            }
             if (f == null) {
                 misses.increment();
                 f = readMiss(li, m, index, lastIndex);
             } else {
                 hits.increment();
-                if (!f.isUptodate()) {
-                    fill(li, List.of(f)); // a fill that failed earlier left it behind
-                }
             }
             try {
                 MemorySegment.copy(f.data(), inPage, dst, done, n);
@@ -360,6 +361,10 @@ final class BufferedIo {
         Folio f = m.lock(index);
         if (f != null && f.isUptodate()) {
             return f;
+        }
+        if (f != null) {
+            f.unlock(); // the add lock (tier 3) comes before a folio lock (tier 4)
+            f = null;
         }
         lockAdd(m);
         try {
@@ -552,6 +557,10 @@ final class BufferedIo {
         boolean onDisk = mp.type() == Mapping.Type.MAPPED;
         boolean delayed = li.delalloc.contains(index);
         Folio f = m.lock(index);
+        if (f != null && !f.isUptodate()) {
+            f.unlock(); // fill it under the add lock, which comes first
+            f = null;
+        }
         if (f == null && !onDisk) {
             return;
         }
@@ -565,8 +574,6 @@ final class BufferedIo {
             } finally {
                 unlockAdd(m);
             }
-        } else if (!f.isUptodate()) {
-            fill(li, List.of(f));
         }
         try {
             f.data().asSlice(pos & (PAGE - 1), length).fill((byte) 0);

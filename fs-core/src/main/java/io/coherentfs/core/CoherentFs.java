@@ -1237,11 +1237,8 @@ public final class CoherentFs implements Vfs {
                 throw err(Errno.EISDIR, "read", "inode " + file.ino() + " is a directory");
             }
             CompletableFuture<Integer> f = direct.read(li, offset, dst);
-            f.join(); // direct reads complete under the shared rwsem (they are cheap to finish)
             touchAtime(li);
             return f;
-        } catch (java.util.concurrent.CompletionException e) {
-            throw DirectIo.unwrap(e);
         } finally {
             li.rwsem.readLock().unlock();
         }

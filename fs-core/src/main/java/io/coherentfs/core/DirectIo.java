@@ -160,8 +160,9 @@ final class DirectIo implements AutoCloseable {
     /**
      * A direct read of up to {@code dst.byteSize()} bytes at {@code pos}, short at EOF. Dirty
      * cached data in the range is written back first, so the device is current. The caller holds
-     * rwsem shared until the returned future completes (it waits for it even for AIO: reads are
-     * cheap to complete and need no worker).
+     * rwsem shared until this returns (the IO is submitted); the read is counted in flight
+     * ({@link LiveInode#dioBegin}) until it completes, on the engine's completion thread, so
+     * truncate cannot free its blocks under it.
      */
     CompletableFuture<Integer> read(LiveInode li, long pos, MemorySegment dst) throws IOException {
         reads.increment();
@@ -169,6 +170,18 @@ final class DirectIo implements AutoCloseable {
         if (pos >= size) {
             return CompletableFuture.completedFuture(0);
         }
+        li.dioBegin();
+        try {
+            CompletableFuture<Integer> f = submitRead(li, pos, dst, size);
+            return f.whenComplete((n, e) -> li.dioEnd());
+        } catch (IOException | RuntimeException e) {
+            li.dioEnd();
+            throw e;
+        }
+    }
+
+    private CompletableFuture<Integer> submitRead(LiveInode li, long pos, MemorySegment dst, long size)
+            throws IOException {
         long length = Math.min(dst.byteSize(), size - pos);
         long first = pos / BLOCK;
         long last = (pos + length + BLOCK - 1) / BLOCK;

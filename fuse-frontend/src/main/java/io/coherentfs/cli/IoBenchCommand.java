@@ -2,6 +2,7 @@ package io.coherentfs.cli;
 
 import io.coherentfs.blockdev.DirectDevice;
 import io.coherentfs.blockdev.ImageFiles;
+import io.coherentfs.cli.bench.DeviceLoad;
 import io.coherentfs.cli.bench.Fio;
 import io.coherentfs.core.CoherentFs;
 import io.coherentfs.core.vfs.Caller;
@@ -72,9 +73,21 @@ public final class IoBenchCommand implements Callable<Integer> {
     @Option(names = "--repeat", defaultValue = "3", description = "Runs per job, alternating with the reference (default: ${DEFAULT-VALUE}).")
     int repeat;
 
-    @Option(names = "--jobs", split = ",", defaultValue = "cached-randread,seqwrite-fsync",
+    @Option(names = "--jobs", split = ",",
+            defaultValue = "cached-randread,seqwrite-fsync,direct-randread-4k-qd1,direct-randread-4k-qd32,direct-seqwrite-1m-qd8,direct-seqread-1m-qd8",
             description = "Jobs to run (default: ${DEFAULT-VALUE}).")
     List<String> jobs;
+
+    @Option(names = "--direct-file-size", defaultValue = "1g",
+            description = "Size of the file the direct jobs use, and of fio's raw file (default: ${DEFAULT-VALUE}).")
+    String directFileSize;
+
+    /** The direct jobs: our side through Vfs.aioRead/aioWrite, fio's with io_uring on a raw file. */
+    private static final List<DeviceLoad.Job> DIRECT_JOBS = List.of(
+            new DeviceLoad.Job("direct-randread-4k-qd1", false, true, 4096, 1),
+            new DeviceLoad.Job("direct-randread-4k-qd32", false, true, 4096, 32),
+            new DeviceLoad.Job("direct-seqwrite-1m-qd8", true, false, MIB, 8),
+            new DeviceLoad.Job("direct-seqread-1m-qd8", false, false, MIB, 8));
 
     @Option(names = "--no-reference", description = "Skip the fio reference runs.")
     boolean noReference;
@@ -87,10 +100,12 @@ public final class IoBenchCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
+        List<String> known = new ArrayList<>(List.of("cached-randread", "seqwrite-fsync"));
+        DIRECT_JOBS.forEach(j -> known.add(j.name()));
         for (String j : jobs) {
-            if (!j.equals("cached-randread") && !j.equals("seqwrite-fsync")) {
+            if (!known.contains(j)) {
                 throw new picocli.CommandLine.ParameterException(spec.commandLine(), "unknown job '" + j
-                        + "' (known: cached-randread, seqwrite-fsync)");
+                        + "' (known: " + String.join(", ", known) + ")");
             }
         }
         if (threads < 1 || runtime < 1 || repeat < 1) {
@@ -121,6 +136,11 @@ public final class IoBenchCommand implements Callable<Integer> {
                     }
                     if (jobs.contains("seqwrite-fsync")) {
                         rows.add(seqWriteFsync(out, fs, writeBytes, hostDir, reference));
+                    }
+                    List<DeviceLoad.Job> direct = DIRECT_JOBS.stream().filter(j -> jobs.contains(j.name())).toList();
+                    if (!direct.isEmpty()) {
+                        rows.addAll(directJobs(out, fs, direct, ImageFiles.parseSize(directFileSize) / MIB * MIB,
+                                hostDir, reference));
                     }
                 }
             }
@@ -290,6 +310,121 @@ public final class IoBenchCommand implements Callable<Integer> {
             Files.deleteIfExists(host);
         }
         return new Row("seqwrite-fsync", "MiB/s", ours, ref);
+    }
+
+    // ---- direct IO at a queue depth -------------------------------------------------------------
+
+    private List<Row> directJobs(PrintWriter out, CoherentFs fs, List<DeviceLoad.Job> direct, long fileBytes,
+            Path hostDir, boolean reference) throws Exception {
+        long ino = fs.mknod(Vfs.ROOT, "direct".getBytes(StandardCharsets.UTF_8), 0644, 0, Caller.ROOT).ino();
+        OpenFile f = fs.open(ino, OpenFile.O_RDWR | OpenFile.O_DIRECT);
+        Path raw = hostDir.resolve("io-bench-raw-" + ProcessHandle.current().pid() + ".img");
+        List<Row> rows = new ArrayList<>();
+        try (Arena arena = Arena.ofShared()) {
+            MemorySegment chunk = arena.allocate(MIB, PAGE);
+            chunk.fill((byte) 0x3c);
+            for (long at = 0; at < fileBytes; at += MIB) { // written extents everywhere: overwrites, no allocation
+                fs.write(f, at, chunk);
+            }
+            fs.fsync(f, false);
+            if (reference) {
+                ImageFiles.createSparse(raw, fileBytes);
+                try (var ch = java.nio.channels.FileChannel.open(raw, java.nio.file.StandardOpenOption.WRITE)) {
+                    java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(MIB);
+                    for (long at = 0; at < fileBytes; at += MIB) {
+                        b.clear();
+                        ch.write(b, at);
+                    }
+                    ch.force(true);
+                }
+            }
+            for (DeviceLoad.Job job : direct) {
+                List<String> fio = reference ? Fio.command(raw, fileBytes, job, "io_uring", 1, runtime) : null;
+                if (fio != null) {
+                    out.println("reference: " + String.join(" ", fio));
+                }
+                boolean iops = job.blockSize() == PAGE;
+                double[] ours = new double[repeat];
+                double[] ref = reference ? new double[repeat] : null;
+                for (int r = 0; r < repeat; r++) {
+                    ours[r] = directRun(fs, f, fileBytes, job, arena, iops);
+                    out.printf(Locale.ROOT, "%s run %d: coherentfs %.0f %s%n", job.name(), r + 1, ours[r], iops ? "IOPS" : "MiB/s");
+                    if (reference) {
+                        DeviceLoad.Result res = Fio.run(fio, job, runtime);
+                        ref[r] = iops ? res.iops() : res.mibPerSecond();
+                        out.printf(Locale.ROOT, "%s run %d: fio        %.0f %s%n", job.name(), r + 1, ref[r], iops ? "IOPS" : "MiB/s");
+                    }
+                }
+                rows.add(new Row(job.name(), iops ? "IOPS" : "MiB/s", ours, ref));
+            }
+        } finally {
+            fs.release(f);
+            Files.deleteIfExists(raw);
+        }
+        return rows;
+    }
+
+    /**
+     * One timed run of a direct job from one thread keeping {@code queueDepth} requests in flight
+     * through Vfs.aioRead/aioWrite (1 s ramp, then {@code runtime} seconds).
+     */
+    private double directRun(CoherentFs fs, OpenFile f, long fileBytes, DeviceLoad.Job job, Arena arena, boolean iops)
+            throws Exception {
+        int qd = job.queueDepth();
+        int bs = job.blockSize();
+        long slots = fileBytes / bs;
+        MemorySegment[] buffers = new MemorySegment[qd];
+        for (int i = 0; i < qd; i++) {
+            buffers[i] = arena.allocate(bs, PAGE);
+            buffers[i].fill((byte) i);
+        }
+        java.util.concurrent.ArrayBlockingQueue<Integer> free = new java.util.concurrent.ArrayBlockingQueue<>(qd);
+        for (int i = 0; i < qd; i++) {
+            free.add(i);
+        }
+        SplittableRandom random = new SplittableRandom(job.name().hashCode());
+        LongAdder done = new LongAdder();
+        java.util.concurrent.atomic.AtomicReference<Throwable> failure = new java.util.concurrent.atomic.AtomicReference<>();
+        long next = 0;
+        long rampEnd = System.nanoTime() + 1_000_000_000L;
+        long start = 0;
+        long stopAt = Long.MAX_VALUE;
+        long counted = 0;
+        while (true) {
+            long now = System.nanoTime();
+            if (start == 0 && now >= rampEnd) {
+                start = now;
+                stopAt = now + runtime * 1_000_000_000L;
+                counted = done.sum();
+            }
+            if (now >= stopAt) {
+                break;
+            }
+            int slot = free.take();
+            if (failure.get() != null) {
+                break;
+            }
+            long at = (job.random() ? random.nextLong(slots) : next++ % slots) * bs;
+            java.util.concurrent.CompletionStage<Integer> io = job.write() ? fs.aioWrite(f, at, buffers[slot])
+                    : fs.aioRead(f, at, buffers[slot]);
+            io.whenComplete((n, e) -> {
+                if (e != null) {
+                    failure.compareAndSet(null, e);
+                }
+                done.increment();
+                free.add(slot);
+            });
+        }
+        long elapsed = System.nanoTime() - start;
+        long ios = done.sum() - counted;
+        for (int i = 0; i < qd; i++) {
+            free.take(); // drain what is in flight
+        }
+        if (failure.get() != null) {
+            throw new IOException("direct IO failed", failure.get());
+        }
+        double seconds = elapsed / 1e9;
+        return iops ? ios / seconds : ios * (double) bs / MIB / seconds;
     }
 
     /** Runs fio; returns IOPS, or MiB/s when {@code bandwidth}. */

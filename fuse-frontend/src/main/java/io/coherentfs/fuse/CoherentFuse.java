@@ -189,6 +189,27 @@ public final class CoherentFuse extends FuseStubFS {
         return MemorySegment.ofAddress(p.address()).reinterpret(size);
     }
 
+    /**
+     * libfuse hands us its request buffer, where write data sits after the request headers (not
+     * sector aligned). The engine's direct IO serves aligned memory only, as the kernel does; the
+     * application's alignment was checked by the kernel already, so a misaligned buffer here is
+     * ours to fix: direct requests go through a per-thread, page-aligned scratch buffer.
+     */
+    private static boolean alignedForDirect(MemorySegment m) {
+        return m.address() % 4096 == 0;
+    }
+
+    private static final int SCRATCH_BYTES = 1 << 20;
+    private static final ThreadLocal<MemorySegment> SCRATCH = ThreadLocal.withInitial(
+            () -> java.lang.foreign.Arena.ofAuto().allocate(SCRATCH_BYTES, 4096));
+
+    private static MemorySegment directScratch(long size) throws ErrnoException {
+        if (size > SCRATCH_BYTES) {
+            throw new ErrnoException(Errno.EINVAL, "io", "request of " + size + " bytes exceeds " + SCRATCH_BYTES);
+        }
+        return SCRATCH.get().asSlice(0, size);
+    }
+
     private static void fill(FileStat st, Attr a) {
         st.st_ino.set(a.ino());
         st.st_mode.set(a.mode());
@@ -470,7 +491,15 @@ public final class CoherentFuse extends FuseStubFS {
     public int read(String path, Pointer buf, long size, long offset, FuseFileInfo fi) {
         return call(Op.READ, () -> {
             OpenFile f = file(fi);
-            int n = vfs.read(f, offset, segment(buf, size));
+            MemorySegment dst = segment(buf, size);
+            int n;
+            if ((f.flags() & O_DIRECT) != 0 && !alignedForDirect(dst)) {
+                MemorySegment scratch = directScratch(size);
+                n = vfs.read(f, offset, scratch);
+                MemorySegment.copy(scratch, 0, dst, 0, n);
+            } else {
+                n = vfs.read(f, offset, dst);
+            }
             ((f.flags() & O_DIRECT) != 0 ? metrics.readDirect : metrics.readBuffered).record(n);
             return n;
         });
@@ -480,7 +509,13 @@ public final class CoherentFuse extends FuseStubFS {
     public int write(String path, Pointer buf, long size, long offset, FuseFileInfo fi) {
         return call(Op.WRITE, () -> {
             OpenFile f = file(fi);
-            int n = vfs.write(f, offset, segment(buf, size));
+            MemorySegment src = segment(buf, size);
+            if ((f.flags() & O_DIRECT) != 0 && !alignedForDirect(src)) {
+                MemorySegment scratch = directScratch(size);
+                MemorySegment.copy(src, 0, scratch, 0, size);
+                src = scratch;
+            }
+            int n = vfs.write(f, offset, src);
             ((f.flags() & O_DIRECT) != 0 ? metrics.writeDirect : metrics.writeBuffered).record(n);
             return n;
         });
