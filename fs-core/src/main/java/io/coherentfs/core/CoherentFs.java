@@ -411,8 +411,21 @@ public final class CoherentFs implements Vfs {
 
     /** Maps {@code lblk} and up to {@code maxBlocks} after it for reading (no transaction). */
     Mapping mapForRead(long ino, long lblk, long maxBlocks) throws IOException {
-        return look(store -> new ExtentMapper(extentsForLook(store, ino), extentSequence(ino), null)
+        LiveInode li = live.get(ino);
+        if (li != null) {
+            Mapping cached = li.cachedMapping(lblk, maxBlocks, li.extentSequence.get());
+            if (cached != null) {
+                return cached;
+            }
+        }
+        // The sequence is read under the tree lock, which every extent change holds while it
+        // bumps it: the mapping and its sequence agree.
+        Mapping m = look(store -> new ExtentMapper(extentsForLook(store, ino), extentSequence(ino), null)
                 .begin(null, lblk, maxBlocks, ExtentMapper.Intent.READ));
+        if (li != null) {
+            li.cacheMapping(m);
+        }
+        return m;
     }
 
     /**

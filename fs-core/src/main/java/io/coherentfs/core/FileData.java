@@ -21,14 +21,13 @@ import java.lang.foreign.MemorySegment;
 import java.util.List;
 
 /**
- * File data, moved straight between the caller's memory and the device through aligned bounce
- * buffers, one {@link Mapping} at a time: every path here is a loop of
- * {@link ExtentMapper#begin}, data movement, {@link ExtentMapper#end} (DESIGN.md section 2). The
- * page cache (issue 4) takes the place of the bounce buffers without changing the loop.
+ * The device side of file data that bypasses the page cache: fallocate's allocation, punching
+ * and edge zeroing, SEEK_DATA/SEEK_HOLE over the extent map, and symlink blocks — each a loop of
+ * {@link ExtentMapper#begin}, data movement, {@link ExtentMapper#end} (DESIGN.md section 2).
+ * Callers write back the range's cached data first and drop its pages after, so the device is
+ * the whole truth while these run.
  *
- * <p>Callers hold the inode's rwsem: shared to read or seek, exclusive to write, zero, punch or
- * allocate. A write allocates in its transaction and writes the data before {@code end} adds the
- * extent, so no commit points at blocks whose data has not been written (ordered data).
+ * <p>Callers hold the inode's rwsem: shared to read or seek, exclusive to zero, punch or allocate.
  */
 final class FileData {
     private static final int BLOCK = CoherentFs.BLOCK;
@@ -95,68 +94,6 @@ final class FileData {
         return (int) length;
     }
 
-    // ---- write ---------------------------------------------------------------------------------
-
-    /** Writes all of {@code src} at {@code pos}, allocating over holes; updates size and times. */
-    void write(long ino, long pos, MemorySegment src) throws IOException {
-        long done = 0;
-        long length = src.byteSize();
-        try (AlignedBuffer bounce = pool.allocate((long) CHUNK_BLOCKS * BLOCK)) {
-            while (done < length) {
-                long at = pos + done;
-                MemorySegment rest = src.asSlice(done);
-                done += fs.change(CoherentFs.NAMESPACE_CREDITS, op -> writeStep(op, ino, at, rest, bounce.segment()));
-            }
-        }
-    }
-
-    /** One mapping's worth of a write: at most {@link #CHUNK_BLOCKS} blocks. Returns the bytes written. */
-    private long writeStep(MetaOp op, long ino, long pos, MemorySegment src, MemorySegment bounce) throws IOException {
-        BTree inodes = fs.inodes(op);
-        ExtentMapper mapper = mapperForChange(op, inodes, ino);
-        long lblk = pos / BLOCK;
-        int inBlock = (int) (pos % BLOCK);
-        long wantBlocks = Math.min(CHUNK_BLOCKS, (inBlock + src.byteSize() + BLOCK - 1) / BLOCK);
-        Mapping m = mapper.begin(op, lblk, wantBlocks, Intent.WRITE);
-        long n = Math.min(src.byteSize(), m.blocks() * BLOCK - inBlock);
-        long end = inBlock + n;
-        long blocks = (end + BLOCK - 1) / BLOCK;
-        MemorySegment buf = bounce.asSlice(0, blocks * BLOCK);
-        boolean partialHead = inBlock != 0;
-        boolean partialTail = end % BLOCK != 0;
-        if (m.readsAsZeros() || m.type() == Mapping.Type.NEW) {
-            if (partialHead) {
-                buf.asSlice(0, BLOCK).fill((byte) 0);
-            }
-            if (partialTail) {
-                buf.asSlice(end / BLOCK * BLOCK, BLOCK).fill((byte) 0);
-            }
-        } else {
-            if (partialHead) {
-                device.read(m.physical() * BLOCK, buf.asSlice(0, BLOCK));
-            }
-            if (partialTail && !(partialHead && end <= BLOCK)) {
-                long last = end / BLOCK;
-                device.read((m.physical() + last) * BLOCK, buf.asSlice(last * BLOCK, BLOCK));
-            }
-        }
-        MemorySegment.copy(src, 0, buf, inBlock, n);
-        // Ordered data: the blocks are written before end() logs the extent that points at them.
-        device.write(m.physical() * BLOCK, buf);
-        long charged = mapper.end(m, blocks);
-        if (charged > 0 || m.type() == Mapping.Type.UNWRITTEN) {
-            fs.bumpExtentSequence(ino);
-        }
-        InodeRecord.Builder b = fs.load(inodes, ino).toBuilder();  // after end(): it may have moved the map's root
-        Timespec t = Timespec.now();
-        b.blocks += charged;
-        b.size = Math.max(b.size, pos + n);
-        b.mtime = t;
-        b.ctime = t;
-        fs.save(inodes, ino, b.build());
-        return n;
-    }
-
     // ---- zeroing, punching, allocating ---------------------------------------------------------
 
     /** Zeroes bytes {@code [pos, pos + length)} inside one block, on disk, if the block holds data. */
@@ -172,14 +109,6 @@ final class FileData {
             device.read(m.physical() * BLOCK, buf.segment());
             buf.segment().asSlice(pos % BLOCK, length).fill((byte) 0);
             device.write(m.physical() * BLOCK, buf.segment());
-        }
-    }
-
-    /** Zeroes the bytes of the block holding {@code size} from {@code size} on (before a shrink). */
-    void zeroTail(long ino, long size) throws IOException {
-        int inBlock = (int) (size % BLOCK);
-        if (inBlock != 0) {
-            zeroWithinBlock(ino, size, BLOCK - inBlock);
         }
     }
 

@@ -1,6 +1,7 @@
 package io.coherentfs.core;
 
 import io.coherentfs.core.cache.FolioMapping;
+import io.coherentfs.core.extent.Mapping;
 import io.coherentfs.core.inode.InodeRecord;
 import io.coherentfs.core.inode.Timespec;
 import java.io.IOException;
@@ -82,12 +83,57 @@ final class LiveInode {
     volatile long readaheadNext = -1;
     volatile int readaheadWindow;
 
+    /**
+     * Recently used mappings by first logical block (ext4's extent status cache), all made at
+     * {@link #extentCacheSequence}; emptied when the extent map's sequence moves. Guarded by itself.
+     */
+    private final java.util.TreeMap<Long, Mapping> extentCache = new java.util.TreeMap<>();
+    private long extentCacheSequence = -1;
+    private static final int EXTENT_CACHE_ENTRIES = 256;
+
     /** Direct IOs in flight (inode_dio_begin/end); guarded by {@link #dioLock}. */
     private int dioInFlight;
     private final Object dioLock = new Object();
 
     LiveInode(long ino) {
         this.ino = ino;
+    }
+
+    /**
+     * A cached mapping of {@code lblk} (at most {@code maxBlocks} long) made at {@code sequence},
+     * the extent map's current sequence; null when none is cached.
+     */
+    Mapping cachedMapping(long lblk, long maxBlocks, long sequence) {
+        synchronized (extentCache) {
+            if (sequence != extentCacheSequence) {
+                return null;
+            }
+            var e = extentCache.floorEntry(lblk);
+            if (e == null || lblk >= e.getValue().end()) {
+                return null;
+            }
+            Mapping m = e.getValue();
+            long blocks = Math.min(maxBlocks, m.end() - lblk);
+            long physical = m.physical() < 0 ? -1 : m.physical() + (lblk - m.logical());
+            return new Mapping(m.type(), lblk, blocks, physical, sequence);
+        }
+    }
+
+    /** Remembers a mapping just read from the extent map (under the tree lock, at its sequence). */
+    void cacheMapping(Mapping m) {
+        synchronized (extentCache) {
+            if (m.sequence() != extentCacheSequence) {
+                if (m.sequence() < extentCacheSequence) {
+                    return; // made before a change the cache already follows
+                }
+                extentCache.clear();
+                extentCacheSequence = m.sequence();
+            }
+            if (extentCache.size() >= EXTENT_CACHE_ENTRIES) {
+                extentCache.clear();
+            }
+            extentCache.put(m.logical(), m);
+        }
     }
 
     /** A direct IO starts (holding rwsem); it may end on another thread. */
