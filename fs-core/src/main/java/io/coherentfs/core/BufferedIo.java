@@ -108,6 +108,13 @@ final class BufferedIo {
     private final BlockAllocator allocator;
     /** Every delalloc block of every inode is one block of this reservation. */
     private final Reservation delallocReservation;
+    /**
+     * One block per inode that holds delayed blocks (LiveInode.metaReserved): what its first
+     * writeback may need for the extent tree's root or a split, so writeback never runs out of
+     * metadata space on a full filesystem. Given back (into the emergency reserve that writeback
+     * draws on) when the inode's delayed set empties.
+     */
+    private final Reservation metaReservation;
     private final FaultGuard faultGuard;
     final LongAdder hits = new LongAdder();
     final LongAdder misses = new LongAdder();
@@ -115,7 +122,8 @@ final class BufferedIo {
     final LongAdder delallocReleased = new LongAdder();
 
     BufferedIo(CoherentFs fs, PageCache cache, FolioIo io, RacePoints race, CoherenceConfig coherence,
-            BlockAllocator allocator, Reservation delallocReservation, FaultGuard faultGuard) {
+            BlockAllocator allocator, Reservation delallocReservation, FaultGuard faultGuard)
+            throws ErrnoException.NoSpaceException {
         this.fs = fs;
         this.cache = cache;
         this.io = io;
@@ -124,6 +132,7 @@ final class BufferedIo {
         this.allocator = allocator;
         this.delallocReservation = delallocReservation;
         this.faultGuard = faultGuard;
+        this.metaReservation = allocator.reserve(0);
     }
 
     /** The ADD side of the mapping's add lock (M3), unless M3 is off. */
@@ -428,11 +437,18 @@ final class BufferedIo {
                     return end;
                 }
                 long covered = end;
+                long meta = li.metaReserved ? 0 : 1;
                 try {
                     allocator.extend(delallocReservation, count);
+                    try {
+                        allocator.extend(metaReservation, meta);
+                    } catch (ErrnoException.NoSpaceException noMeta) {
+                        allocator.release(delallocReservation, count);
+                        throw noMeta;
+                    }
                 } catch (ErrnoException.NoSpaceException full) {
                     // Cover what fits: the needed blocks up to the first one there is no room for.
-                    long room = Math.max(0, allocator.statfs().availableBlocks());
+                    long room = Math.max(0, allocator.statfs().availableBlocks() - meta);
                     List<long[]> fit = new ArrayList<>();
                     long left = room;
                     for (long[] r : need) {
@@ -450,8 +466,15 @@ final class BufferedIo {
                         throw full;
                     }
                     allocator.extend(delallocReservation, room - left);
+                    try {
+                        allocator.extend(metaReservation, meta);
+                    } catch (ErrnoException.NoSpaceException raced) {
+                        allocator.release(delallocReservation, room - left);
+                        throw raced;
+                    }
                     need = fit;
                 }
+                li.metaReserved = true;
                 for (long[] r : need) {
                     delalloc.add(r[0], r[1]);
                 }
@@ -530,6 +553,22 @@ final class BufferedIo {
             }
             return null;
         });
+        releaseMetaIfIdle(li);
+    }
+
+    /** Gives back the inode's metadata block once it holds no delayed blocks (see {@link #metaReservation}). */
+    void releaseMetaIfIdle(LiveInode li) {
+        boolean released = false;
+        synchronized (li.delalloc) {
+            if (li.metaReserved && li.delalloc.blocks() == 0) {
+                li.metaReserved = false;
+                allocator.release(metaReservation, 1);
+                released = true;
+            }
+        }
+        if (released) {
+            fs.meta().topUpEmergency();
+        }
     }
 
     // ---- zeroing and truncation ------------------------------------------------------------------

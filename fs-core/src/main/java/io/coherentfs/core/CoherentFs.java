@@ -445,6 +445,10 @@ public final class CoherentFs implements Vfs {
         return writeback;
     }
 
+    BufferedIo bufferedIo() {
+        return buffered;
+    }
+
     /** The inodes in use now (a snapshot; for the flusher). */
     List<LiveInode> liveInodes() {
         return List.copyOf(live.values());
@@ -526,7 +530,7 @@ public final class CoherentFs implements Vfs {
                 e = e != null ? e : map == null ? null : map.next(sizeBlocks);
                 while (e != null && !pastEof[0]) {
                     pastEof[0] = !e.unwritten();
-                    e = map.next(e.logical());
+                    e = map.next(e.end()); // next(x): the first extent starting at or after x
                 }
             }
             return rec;
@@ -1091,9 +1095,9 @@ public final class CoherentFs implements Vfs {
             long old = li.size;
             long keepPages = (size + BLOCK - 1) / BLOCK;
             if (size < old) {
+                li.size = size; // first (truncate_setsize): a fault racing the drop sees the new end
                 buffered.zeroAfterEof(li, size);
                 buffered.dropRange(li, keepPages, Long.MAX_VALUE);
-                li.size = size;
                 freeBlocksFrom(ino, keepPages);
             } else if (size > old) {
                 trimPastEof(li);

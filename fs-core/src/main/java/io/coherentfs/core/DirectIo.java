@@ -285,6 +285,17 @@ final class DirectIo implements AutoCloseable {
                 return CompletableFuture.completedFuture(w.result());
             }
             return w.future;
+        } catch (IOException | RuntimeException e) {
+            if (extending) {
+                // Blocks this write allocated past EOF hold no data: give them back (the rwsem is
+                // held exclusive, as for every extending write).
+                try {
+                    fs.freeBlocksFrom(li.ino, (li.size + BLOCK - 1) / BLOCK);
+                } catch (IOException | RuntimeException cleanup) {
+                    e.addSuppressed(cleanup);
+                }
+            }
+            throw e;
         } finally {
             if (!handedOff) {
                 faultGuard.enable();
@@ -529,7 +540,12 @@ final class DirectIo implements AutoCloseable {
             boolean work = mapping.nrpages() > 0 || dsync || extending || hasUnwritten();
             if (coherence.deferredCompletion() && work && error.get() == null) {
                 deferredCompletions.increment();
-                dioDone.execute(() -> complete(false));
+                try {
+                    dioDone.execute(() -> complete(false));
+                } catch (java.util.concurrent.RejectedExecutionException closing) {
+                    // the filesystem is closing under an IO in flight: finish on a thread of its own
+                    Thread.ofPlatform().daemon().name("dio-done-late").start(() -> complete(false));
+                }
             } else {
                 inlineCompletions.increment();
                 complete(true);
@@ -545,14 +561,21 @@ final class DirectIo implements AutoCloseable {
             return false;
         }
 
-        void awaitIo() throws IOException {
-            try {
-                ioDone.get();
-            } catch (InterruptedException ie) {
+        /** Waits for the IO, uninterruptibly (as the kernel does): completion must always run. */
+        void awaitIo() {
+            boolean interrupted = false;
+            while (true) {
+                try {
+                    ioDone.get();
+                    break;
+                } catch (InterruptedException ie) {
+                    interrupted = true;
+                } catch (ExecutionException ee) {
+                    break; // pieceDone never completes it exceptionally; errors are in `error`
+                }
+            }
+            if (interrupted) {
                 Thread.currentThread().interrupt();
-                throw new java.io.InterruptedIOException("interrupted waiting for a direct write");
-            } catch (ExecutionException ee) {
-                throw new IOException(ee.getCause());
             }
         }
 

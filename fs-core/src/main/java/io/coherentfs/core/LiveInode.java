@@ -49,6 +49,8 @@ final class LiveInode {
     /** The extent map's sequence: bumped on every change, carried by mappings as their validity cookie. */
     final AtomicLong extentSequence = new AtomicLong();
     final DelallocRanges delalloc = new DelallocRanges();
+    /** True while one metadata block is reserved for this inode's delayed blocks; guarded by {@link #delalloc}'s monitor. */
+    boolean metaReserved;
 
     /** Guarded by this. */
     long lookups;

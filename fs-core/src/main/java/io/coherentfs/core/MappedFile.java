@@ -73,9 +73,11 @@ final class MappedFile implements MappedView {
             long p = position + done;
             int inPage = (int) (p & (PAGE - 1));
             int n = (int) Math.min(PAGE - inPage, src.byteSize() - done);
-            Folio f = buffered.fault(li, p / PAGE, true);
+            long keep = Math.min(n, Math.max(0, li.size - p)); // past EOF: dropped, as writeback would
+            // A store wholly past EOF inside the last page changes nothing: a read fault (EFAULT
+            // past the last page) without page_mkwrite's reservation.
+            Folio f = buffered.fault(li, p / PAGE, keep > 0);
             try {
-                long keep = Math.min(n, Math.max(0, li.size - p)); // past EOF: dropped, as writeback would
                 if (keep > 0) {
                     MemorySegment.copy(src, done, f.data(), inPage, keep);
                     if (f.markDirty()) {

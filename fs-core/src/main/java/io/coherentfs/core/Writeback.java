@@ -315,6 +315,9 @@ final class Writeback implements AutoCloseable {
             return e;
         });
         blocksAllocated.add(got.length());
+        if (delayed) {
+            fs.bufferedIo().releaseMetaIfIdle(li);
+        }
         return got;
     }
 

@@ -79,7 +79,7 @@ public final class MetaStore implements AutoCloseable {
     }
 
     /** Refills the emergency reserve as far as free space allows. */
-    void topUpEmergency() {
+    public void topUpEmergency() {
         if (emergency == null) {
             return;
         }

@@ -78,8 +78,9 @@ public interface Vfs extends AutoCloseable {
     CompletionStage<Integer> aioRead(OpenFile file, long offset, MemorySegment dst) throws IOException;
 
     /**
-     * Asynchronous direct write: offset and length 512-aligned, else EINVAL; memory aligned or it
-     * goes through a bounce buffer. {@code src} must stay valid until the stage completes. Many
+     * Asynchronous direct write: offset, length and native memory 512-aligned, else EINVAL (a
+     * heap segment goes through a bounce buffer). {@code src} must stay valid until the stage
+     * completes. Many
      * may be in flight on one file. Extending and sub-block writes complete before this returns.
      */
     CompletionStage<Integer> aioWrite(OpenFile file, long offset, MemorySegment src) throws IOException;

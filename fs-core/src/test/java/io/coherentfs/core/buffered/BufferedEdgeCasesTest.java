@@ -271,6 +271,32 @@ class BufferedEdgeCasesTest {
         }
     }
 
+    /**
+     * Loading an inode (first use after a mount or an eviction) whose first extent at or past
+     * EOF is unwritten (fallocate KEEP_SIZE past EOF) must terminate (a regression test: {@code
+     * loadLive}'s scan for written blocks past EOF once stepped with {@code map.next(e.logical())},
+     * which returns {@code e} itself, and spun forever).
+     */
+    @Test
+    @Timeout(value = 20, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
+    void loadingAnInodeWithUnwrittenBlocksPastEofTerminates(TestInfo info) throws IOException {
+        try (BufRig rig = rig(info)) {
+            long ino = rig.create("f");
+            OpenFile f = rig.open(ino);
+            writeFully(rig.fs, f, 0, data(ino, 0, 100, 1));
+            rig.fs.fallocate(f, Vfs.FALLOC_FL_KEEP_SIZE, 0, 16 * PAGE);
+            rig.fs.release(f); // the last reference: the inode is evicted
+            f = rig.open(ino);
+            assertThat(readAll(rig.fs, f)).isEqualTo(data(ino, 0, 100, 1)); // loads the inode again
+            rig.fs.release(f);
+            rig.reopen("unwritten extent past EOF");
+            assertThat(rig.fs.getattr(ino).size()).isEqualTo(100);
+            f = rig.open(ino);
+            assertThat(readAll(rig.fs, f)).isEqualTo(data(ino, 0, 100, 1));
+            rig.fs.release(f);
+        }
+    }
+
     @Test
     void punchAndZeroRangeOverDirtyPages(TestInfo info) throws IOException {
         try (BufRig rig = rig(info)) {
