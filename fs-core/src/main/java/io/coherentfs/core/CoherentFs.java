@@ -419,13 +419,26 @@ public final class CoherentFs implements Vfs {
             }
         }
         // The sequence is read under the tree lock, which every extent change holds while it
-        // bumps it: the mapping and its sequence agree.
-        Mapping m = look(store -> new ExtentMapper(extentsForLook(store, ino), extentSequence(ino), null)
-                .begin(null, lblk, maxBlocks, ExtentMapper.Intent.READ));
+        // bumps it: the mapping and its sequence agree. The whole extent (or the hole up to the
+        // next one) is cached, not just the part asked for.
+        Mapping whole = look(store -> {
+            ExtentMap map = extentsForLook(store, ino);
+            long seq = extentSequence(ino);
+            ExtentMap.Extent e = map == null ? null : map.find(lblk);
+            if (e != null) {
+                return new Mapping(e.unwritten() ? Mapping.Type.UNWRITTEN : Mapping.Type.MAPPED, e.logical(),
+                        e.length(), e.physical(), seq);
+            }
+            ExtentMap.Extent next = map == null ? null : map.next(lblk);
+            long end = next == null ? MAX_FILE_SIZE / BLOCK + 1 : next.logical();
+            return new Mapping(Mapping.Type.HOLE, lblk, end - lblk, -1, seq);
+        });
         if (li != null) {
-            li.cacheMapping(m);
+            li.cacheMapping(whole);
         }
-        return m;
+        long blocks = Math.min(maxBlocks, whole.end() - lblk);
+        long physical = whole.physical() < 0 ? -1 : whole.physical() + (lblk - whole.logical());
+        return new Mapping(whole.type(), lblk, blocks, physical, whole.sequence());
     }
 
     /**

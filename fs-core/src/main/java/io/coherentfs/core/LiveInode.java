@@ -91,7 +91,7 @@ final class LiveInode {
      */
     private final java.util.TreeMap<Long, Mapping> extentCache = new java.util.TreeMap<>();
     private long extentCacheSequence = -1;
-    private static final int EXTENT_CACHE_ENTRIES = 256;
+    private static final int EXTENT_CACHE_ENTRIES = 4096;
 
     /** Direct IOs in flight (inode_dio_begin/end); guarded by {@link #dioLock}. */
     private int dioInFlight;

@@ -287,6 +287,7 @@ public final class IoBenchCommand implements Callable<Integer> {
             for (int r = 0; r < repeat; r++) {
                 byte[] name = ("seq" + r).getBytes(StandardCharsets.UTF_8);
                 long ino = fs.mknod(Vfs.ROOT, name, 0644, 0, Caller.ROOT).ino();
+                fs.forget(ino, 1); // mknod counts a lookup (as FUSE's): give it back so unlink frees it
                 OpenFile f = fs.open(ino, OpenFile.O_RDWR);
                 long t0 = System.nanoTime();
                 for (long at = 0; at < writeBytes; at += MIB) {
@@ -365,61 +366,55 @@ public final class IoBenchCommand implements Callable<Integer> {
     }
 
     /**
-     * One timed run of a direct job from one thread keeping {@code queueDepth} requests in flight
-     * through Vfs.aioRead/aioWrite (1 s ramp, then {@code runtime} seconds).
+     * One timed run of a direct job: {@code queueDepth} chains of Vfs.aioRead/aioWrite, each
+     * submitting its next request from the completion of its last (as an event loop reaping
+     * completions would), so {@code queueDepth} requests stay in flight; 1 s ramp, then
+     * {@code runtime} seconds.
      */
     private double directRun(CoherentFs fs, OpenFile f, long fileBytes, DeviceLoad.Job job, Arena arena, boolean iops)
             throws Exception {
         int qd = job.queueDepth();
         int bs = job.blockSize();
         long slots = fileBytes / bs;
-        MemorySegment[] buffers = new MemorySegment[qd];
-        for (int i = 0; i < qd; i++) {
-            buffers[i] = arena.allocate(bs, PAGE);
-            buffers[i].fill((byte) i);
-        }
-        java.util.concurrent.ArrayBlockingQueue<Integer> free = new java.util.concurrent.ArrayBlockingQueue<>(qd);
-        for (int i = 0; i < qd; i++) {
-            free.add(i);
-        }
-        SplittableRandom random = new SplittableRandom(job.name().hashCode());
+        java.util.concurrent.atomic.AtomicLong next = new java.util.concurrent.atomic.AtomicLong();
         LongAdder done = new LongAdder();
         java.util.concurrent.atomic.AtomicReference<Throwable> failure = new java.util.concurrent.atomic.AtomicReference<>();
-        long next = 0;
-        long rampEnd = System.nanoTime() + 1_000_000_000L;
-        long start = 0;
-        long stopAt = Long.MAX_VALUE;
-        long counted = 0;
-        while (true) {
-            long now = System.nanoTime();
-            if (start == 0 && now >= rampEnd) {
-                start = now;
-                stopAt = now + runtime * 1_000_000_000L;
-                counted = done.sum();
-            }
-            if (now >= stopAt) {
-                break;
-            }
-            int slot = free.take();
-            if (failure.get() != null) {
-                break;
-            }
-            long at = (job.random() ? random.nextLong(slots) : next++ % slots) * bs;
-            java.util.concurrent.CompletionStage<Integer> io = job.write() ? fs.aioWrite(f, at, buffers[slot])
-                    : fs.aioRead(f, at, buffers[slot]);
-            io.whenComplete((n, e) -> {
-                if (e != null) {
-                    failure.compareAndSet(null, e);
-                }
-                done.increment();
-                free.add(slot);
-            });
-        }
-        long elapsed = System.nanoTime() - start;
-        long ios = done.sum() - counted;
+        CountDownLatch chainsEnded = new CountDownLatch(qd);
+        AtomicBoolean stop = new AtomicBoolean();
         for (int i = 0; i < qd; i++) {
-            free.take(); // drain what is in flight
+            MemorySegment buffer = arena.allocate(bs, PAGE);
+            buffer.fill((byte) i);
+            SplittableRandom random = new SplittableRandom(job.name().hashCode() * 31L + i);
+            new Object() {
+                void submit() {
+                    if (stop.get() || failure.get() != null) {
+                        chainsEnded.countDown();
+                        return;
+                    }
+                    long at = (job.random() ? random.nextLong(slots) : next.getAndIncrement() % slots) * bs;
+                    try {
+                        (job.write() ? fs.aioWrite(f, at, buffer) : fs.aioRead(f, at, buffer)).whenComplete((n, e) -> {
+                            if (e != null) {
+                                failure.compareAndSet(null, e);
+                            }
+                            done.increment();
+                            submit();
+                        });
+                    } catch (IOException | RuntimeException e) {
+                        failure.compareAndSet(null, e);
+                        chainsEnded.countDown();
+                    }
+                }
+            }.submit();
         }
+        Thread.sleep(1000); // ramp (a benchmark: timing is the point)
+        long counted = done.sum();
+        long start = System.nanoTime();
+        Thread.sleep(runtime * 1000L);
+        long ios = done.sum() - counted;
+        long elapsed = System.nanoTime() - start;
+        stop.set(true);
+        chainsEnded.await();
         if (failure.get() != null) {
             throw new IOException("direct IO failed", failure.get());
         }
