@@ -75,7 +75,13 @@ final class DioTestRig implements AutoCloseable {
     private void mount() throws IOException {
         race = RacePoints.armable();
         metrics = new SimpleMeterRegistry();
-        fs = CoherentFs.open(device, CoherentFs.Options.DEFAULT.withMetrics(metrics), race);
+        // No timed commits or checkpoints: tests that fail "the next IO" must get the IO they mean,
+        // not a background commit's.
+        CoherentFs.Options options = CoherentFs.Options.DEFAULT.withMetrics(metrics);
+        options = new CoherentFs.Options(false, options.journal().withCommitInterval(java.time.Duration.ofHours(1))
+                .withCheckpointInterval(java.time.Duration.ofHours(1)), options.atime(), options.cacheBytes(),
+                options.coherence(), metrics);
+        fs = CoherentFs.open(device, options, race);
     }
 
     long create(String name) throws IOException {
