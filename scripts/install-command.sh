@@ -10,6 +10,15 @@ if [ -e "$target" ] || [ -L "$target" ]; then
     if [ "$(readlink -f "$target")" = "$(readlink -f "$root/bin/coherentfs")" ]; then
         exit 0
     fi
+    # A link to another checkout's launcher (an older clone of this repository) is ours to move;
+    # anything else named coherentfs is not.
+    if [ -L "$target" ] && [ "$(basename "$(dirname "$(readlink "$target")")")" = bin ] \
+            && [ "$(basename "$(readlink "$target")")" = coherentfs ] \
+            && [ -f "$(dirname "$(dirname "$(readlink "$target")")")/scripts/install-command.sh" ]; then
+        ln -sfn "$root/bin/coherentfs" "$target"
+        echo "install-command: $target -> $root/bin/coherentfs (was $(readlink -f "$target" 2>/dev/null || true))"
+        exit 0
+    fi
     echo "install-command: $target exists and is not $root/bin/coherentfs; remove it first" >&2
     exit 1
 fi
