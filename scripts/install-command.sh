@@ -15,8 +15,9 @@ if [ -e "$target" ] || [ -L "$target" ]; then
     if [ -L "$target" ] && [ "$(basename "$(dirname "$(readlink "$target")")")" = bin ] \
             && [ "$(basename "$(readlink "$target")")" = coherentfs ] \
             && [ -f "$(dirname "$(dirname "$(readlink "$target")")")/scripts/install-command.sh" ]; then
+        previous="$(readlink "$target")"
         ln -sfn "$root/bin/coherentfs" "$target"
-        echo "install-command: $target -> $root/bin/coherentfs (was $(readlink -f "$target" 2>/dev/null || true))"
+        echo "install-command: $target -> $root/bin/coherentfs (was $previous)"
         exit 0
     fi
     echo "install-command: $target exists and is not $root/bin/coherentfs; remove it first" >&2
