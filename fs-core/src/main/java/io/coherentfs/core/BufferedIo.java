@@ -390,6 +390,34 @@ final class BufferedIo {
     }
 
     /**
+     * The folio at {@code index}, locked and uptodate: the cached one, or one added and filled
+     * under the ADD side ({@code fault}: through the fault guard, M3's recursion detection).
+     */
+    private Folio lockFilled(LiveInode li, FolioMapping m, long index, boolean fault) throws IOException {
+        Folio f = m.lock(index);
+        if (f != null && f.isUptodate()) {
+            return f;
+        }
+        if (f != null) {
+            f.unlock(); // the add lock (tier 3) comes before a folio lock (tier 4)
+        }
+        if (fault) {
+            faultLockAdd(li, m);
+        } else {
+            lockAdd(m);
+        }
+        try {
+            f = m.getOrCreate(index);
+            if (!f.isUptodate()) {
+                fill(li, List.of(f));
+            }
+            return f;
+        } finally {
+            unlockAdd(m);
+        }
+    }
+
+    /**
      * Reserves delayed allocation for the holes among blocks {@code [first, end)} that are not
      * delayed yet. Returns the end of the range covered: {@code end}, or less when space ran out
      * part way. Throws ENOSPC when not even block {@code first} could be covered.
@@ -595,25 +623,10 @@ final class BufferedIo {
         Mapping mp = fs.mapForRead(li.ino, index, 1);
         boolean onDisk = mp.type() == Mapping.Type.MAPPED;
         boolean delayed = li.delalloc.contains(index);
-        Folio f = m.lock(index);
-        if (f != null && !f.isUptodate()) {
-            f.unlock(); // fill it under the add lock, which comes first
-            f = null;
+        if (m.get(index) == null && !onDisk) {
+            return; // nothing cached, nothing on disk: it reads as zeros already
         }
-        if (f == null && !onDisk) {
-            return;
-        }
-        if (f == null) {
-            lockAdd(m);
-            try {
-                f = m.getOrCreate(index);
-                if (!f.isUptodate()) {
-                    fill(li, List.of(f));
-                }
-            } finally {
-                unlockAdd(m);
-            }
-        }
+        Folio f = lockFilled(li, m, index, false);
         try {
             f.data().asSlice(pos & (PAGE - 1), length).fill((byte) 0);
             if ((onDisk || delayed || f.isDirty()) && f.markDirty()) {
@@ -670,21 +683,7 @@ final class BufferedIo {
                 throw new ErrnoException(Errno.EFAULT, "fault",
                         "page " + index + " lies past the end of inode " + li.ino + " (SIGBUS)");
             }
-            Folio f = m.lock(index);
-            if (f == null || !f.isUptodate()) {
-                if (f != null) {
-                    f.unlock(); // take the add lock first (tier 3 before tier 4)
-                }
-                faultLockAdd(li, m);
-                try {
-                    f = m.getOrCreate(index);
-                    if (!f.isUptodate()) {
-                        fill(li, List.of(f));
-                    }
-                } finally {
-                    unlockAdd(m);
-                }
-            }
+            Folio f = lockFilled(li, m, index, true);
             if (write && !f.isDirty()) {
                 try {
                     reserve(li, index, index + 1);
