@@ -1746,6 +1746,7 @@ public final class CoherentFs implements Vfs {
             return;
         }
         writeback.close();
+        IOException failed = null;
         try {
             for (LiveInode li : liveInodes()) {
                 li.awaitDio();
@@ -1761,7 +1762,12 @@ public final class CoherentFs implements Vfs {
                         buffered.dropRange(li, 0, Long.MAX_VALUE);
                         evict(li.ino);
                     } else {
-                        writeback.writebackInode(li);
+                        try {
+                            writeback.writebackInode(li);
+                        } catch (IOException e) {
+                            // one inode's failed writeback must not keep the others' data back
+                            failed = failed == null ? e : failed;
+                        }
                     }
                 }
             }
@@ -1772,6 +1778,9 @@ public final class CoherentFs implements Vfs {
             } finally {
                 pool.close();
             }
+        }
+        if (failed != null) {
+            throw failed;
         }
     }
 }
