@@ -524,15 +524,7 @@ public final class CoherentFuse extends FuseStubFS {
     @Override
     public int flush(String path, FuseFileInfo fi) {
         return call(Op.FLUSH, () -> {
-            OpenFile f = file(fi);
-            // Work-around: CoherentFs.flush checks the handle like a read and answers EBADF for
-            // O_WRONLY handles, which would fail close(2) of every write-only file. close(2) of
-            // any open descriptor must succeed, so the engine sees a readable view of the handle
-            // (same id, same inode) until fs-core accepts write-only handles there.
-            if (!f.readable()) {
-                f = new OpenFile(f.id(), f.ino(), (f.flags() & ~OpenFile.O_ACCMODE) | OpenFile.O_RDWR);
-            }
-            vfs.flush(f);
+            vfs.flush(file(fi)); // close(2) of any open descriptor, write-only ones included
             return 0;
         });
     }

@@ -279,5 +279,16 @@ class CoherentFsTest {
         assertThat(fs.getattr(a.ino()).atime()).as("atime newer than mtime and ctime: left alone").isEqualTo(afterFirst);
         fs.release(f);
     }
+
+    @Test
+    void closingAWriteOnlyDescriptorFlushesWithoutError() throws Exception {
+        Attr file = fs.mknod(Vfs.ROOT, n("wo"), 0644, 0, ME);
+        OpenFile f = fs.open(file.ino(), OpenFile.O_WRONLY);
+        fs.write(f, 0, MemorySegment.ofArray(new byte[] {1, 2, 3}));
+        fs.flush(f); // close(2): EBADF here would fail every close of a write-only file
+        fs.release(f);
+        assertThatThrownBy(() -> fs.flush(f)).isInstanceOfSatisfying(ErrnoException.class,
+                e -> assertThat(e.errno()).isEqualTo(9)); // released: EBADF
+    }
 }
 
