@@ -198,7 +198,7 @@ public final class CoherentFs implements Vfs {
         FaultGuard faultGuard = new FaultGuard(race);
         this.buffered = new BufferedIo(this, cache, folioIo, race, coherence, meta.allocator(), delalloc, faultGuard);
         this.writeback = new Writeback(this, cache, folioIo, delalloc, race);
-        this.direct = new DirectIo(this, device, pool, cache, writeback, race, coherence, faultGuard);
+        this.direct = new DirectIo(this, data, device, pool, cache, writeback, race, coherence, faultGuard);
         this.metrics = options.metrics() != null ? options.metrics() : new SimpleMeterRegistry();
         EngineMetrics.register(metrics, this, cache, buffered, writeback, direct);
     }

@@ -10,7 +10,6 @@ import io.coherentfs.core.cache.Folio;
 import io.coherentfs.core.cache.FolioMapping;
 import io.coherentfs.core.cache.PageCache;
 import io.coherentfs.core.extent.ExtentMap;
-import io.coherentfs.core.extent.ExtentMapper;
 import io.coherentfs.core.extent.Mapping;
 import io.coherentfs.core.inode.InodeRecord;
 import io.coherentfs.core.inode.Timespec;
@@ -33,7 +32,6 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.atomic.LongAdder;
-import java.util.logging.Level;
 import java.util.logging.Logger;
 
 /**
@@ -76,6 +74,7 @@ final class DirectIo implements AutoCloseable {
     private static final long MAX_PIECE = 8L << 20;
 
     private final CoherentFs fs;
+    private final FileData data;
     private final BlockDevice device;
     private final AlignedBufferPool pool;
     private final PageCache cache;
@@ -99,9 +98,10 @@ final class DirectIo implements AutoCloseable {
     final LongAdder retries = new LongAdder();
     private volatile boolean warnedInvalidation;
 
-    DirectIo(CoherentFs fs, BlockDevice device, AlignedBufferPool pool, PageCache cache, Writeback writeback,
+    DirectIo(CoherentFs fs, FileData data, BlockDevice device, AlignedBufferPool pool, PageCache cache, Writeback writeback,
             RacePoints race, CoherenceConfig coherence, FaultGuard faultGuard) {
         this.fs = fs;
+        this.data = data;
         this.device = device;
         this.pool = pool;
         this.cache = cache;
@@ -394,21 +394,7 @@ final class DirectIo implements AutoCloseable {
             long at = lblk;
             Mapping m = fs.mapForRead(li.ino, at, last - at);
             if (m.type() == Mapping.Type.HOLE) {
-                m = fs.change(CoherentFs.NAMESPACE_CREDITS, op -> {
-                    BTree inodes = fs.inodes(op);
-                    ExtentMapper mapper = new ExtentMapper(fs.extentsForChange(op, inodes, li.ino, false),
-                            fs.extentSequence(li.ino), () -> fs.extentsForChange(op, inodes, li.ino, true));
-                    Mapping got = mapper.begin(op, at, last - at, ExtentMapper.Intent.READ);
-                    if (got.type() != Mapping.Type.HOLE) {
-                        return got;
-                    }
-                    got = mapper.begin(op, at, got.blocks(), ExtentMapper.Intent.ALLOCATE_UNWRITTEN);
-                    fs.bumpExtentSequence(li.ino);
-                    InodeRecord.Builder b = fs.load(inodes, li.ino).toBuilder();
-                    b.blocks += got.blocks();
-                    fs.save(inodes, li.ino, b.build());
-                    return got;
-                });
+                m = data.mapAllocatingUnwritten(li.ino, at, last - at);
             }
             long n = Math.min(m.blocks(), MAX_PIECE / BLOCK);
             pieces.add(new Piece(at, n, m.physical(), m.type() == Mapping.Type.UNWRITTEN));
@@ -694,7 +680,4 @@ final class DirectIo implements AutoCloseable {
         }
     }
 
-    void logFailure(String what, Throwable t) {
-        LOG.log(Level.WARNING, what, t);
-    }
 }

@@ -48,12 +48,6 @@ final class FileData {
         this.pool = pool;
     }
 
-    /** Maps for reading (no transaction): a hole is returned as such, up to the next extent. */
-    private Mapping mapForRead(long ino, long lblk, long maxBlocks) throws IOException {
-        return fs.look(store -> new ExtentMapper(fs.extentsForLook(store, ino), fs.extentSequence(ino), null)
-                .begin(null, lblk, maxBlocks, Intent.READ));
-    }
-
     /**
      * The mapper of {@code ino} inside a transaction. The extent map is created only when a
      * mapping must be recorded — after the data blocks were allocated, so that ENOSPC comes
@@ -79,7 +73,7 @@ final class FileData {
                 long lblk = pos / BLOCK;
                 int inBlock = (int) (pos % BLOCK);
                 long wanted = Math.min(CHUNK_BLOCKS, (inBlock + (length - done) + BLOCK - 1) / BLOCK);
-                Mapping m = mapForRead(ino, lblk, wanted);
+                Mapping m = fs.mapForRead(ino, lblk, wanted);
                 long n = Math.min(length - done, m.blocks() * BLOCK - inBlock);
                 if (m.readsAsZeros()) {
                     dst.asSlice(done, n).fill((byte) 0);
@@ -101,7 +95,7 @@ final class FileData {
         if (length <= 0) {
             return;
         }
-        Mapping m = mapForRead(ino, pos / BLOCK, 1);
+        Mapping m = fs.mapForRead(ino, pos / BLOCK, 1);
         if (m.readsAsZeros()) {
             return;
         }
@@ -154,22 +148,29 @@ final class FileData {
     private void allocateUnwritten(long ino, long first, long last) throws IOException {
         long lblk = first;
         while (lblk < last) {
-            long from = lblk;
-            lblk = fs.change(CoherentFs.NAMESPACE_CREDITS, op -> {
-                BTree inodes = fs.inodes(op);
-                ExtentMapper mapper = mapperForChange(op, inodes, ino);
-                long at = from;
-                Mapping m = mapper.begin(op, at, Math.min(FALLOCATE_STEP_BLOCKS, last - at), Intent.READ);
-                if (m.type() == Mapping.Type.HOLE) {
-                    m = mapper.begin(op, at, Math.min(m.blocks(), last - at), Intent.ALLOCATE_UNWRITTEN);
-                    fs.bumpExtentSequence(ino);
-                    InodeRecord.Builder b = fs.load(inodes, ino).toBuilder();
-                    b.blocks += m.blocks();
-                    fs.save(inodes, ino, b.build());
-                }
-                return m.end();
-            });
+            lblk = mapAllocatingUnwritten(ino, lblk, Math.min(FALLOCATE_STEP_BLOCKS, last - lblk)).end();
         }
+    }
+
+    /**
+     * In a transaction of its own: the mapping of {@code at} (at most {@code maxBlocks} long),
+     * after allocating a hole there as unwritten extents charged to the inode (fallocate, and
+     * direct writes into holes). ENOSPC leaves nothing changed.
+     */
+    Mapping mapAllocatingUnwritten(long ino, long at, long maxBlocks) throws IOException {
+        return fs.change(CoherentFs.NAMESPACE_CREDITS, op -> {
+            BTree inodes = fs.inodes(op);
+            ExtentMapper mapper = mapperForChange(op, inodes, ino);
+            Mapping m = mapper.begin(op, at, maxBlocks, Intent.READ);
+            if (m.type() == Mapping.Type.HOLE) {
+                m = mapper.begin(op, at, m.blocks(), Intent.ALLOCATE_UNWRITTEN);
+                fs.bumpExtentSequence(ino);
+                InodeRecord.Builder b = fs.load(inodes, ino).toBuilder();
+                b.blocks += m.blocks();
+                fs.save(inodes, ino, b.build());
+            }
+            return m;
+        });
     }
 
     /**
@@ -219,7 +220,7 @@ final class FileData {
         }
         long lblk = offset / BLOCK;
         while ((long) lblk * BLOCK < size) {
-            Mapping m = mapForRead(ino, lblk, UNBOUNDED);
+            Mapping m = fs.mapForRead(ino, lblk, UNBOUNDED);
             boolean data = !m.readsAsZeros();
             if (whence == Vfs.SEEK_DATA && data) {
                 return Math.max(offset, lblk * BLOCK);

@@ -123,8 +123,8 @@ final class Writeback implements AutoCloseable {
      */
     void writeback(LiveInode li, long fromIndex, long toIndex) throws IOException {
         FolioMapping m = li.mappingOrNull();
-        if (m == null) {
-            return;
+        if (m == null || (m.nrpages() == 0 && li.size <= li.diskSize)) {
+            return; // nothing cached, nothing to raise (direct reads call this on every request)
         }
         li.writebackLock.lock();
         try {

@@ -62,6 +62,9 @@ public final class PageCache {
     private final AtomicLong writebackBytes = new AtomicLong();
     private static final int EPOCH_EVICTIONS = 64;
     private final LongAdder evictions = new LongAdder();
+    /** evictions / {@value #EPOCH_EVICTIONS}, kept as a field so a cache hit reads one int. */
+    private volatile int accessEpoch;
+    private final java.util.concurrent.atomic.AtomicLong evictionTicks = new java.util.concurrent.atomic.AtomicLong();
     private final LongAdder refusedEvictions = new LongAdder();
 
     /** A cache whose eviction maintenance runs on the common pool. */
@@ -158,7 +161,7 @@ public final class PageCache {
      * referenced bit).
      */
     void recordAccess(Folio f) {
-        int epoch = (int) (evictions.sum() / EPOCH_EVICTIONS);
+        int epoch = accessEpoch;
         if (f.accessEpoch != epoch) {
             f.accessEpoch = epoch;
             tracker.getIfPresent(f);
@@ -192,6 +195,10 @@ public final class PageCache {
         }
         if (f.claimForReclaim(true)) {
             evictions.increment();
+            long ticks = evictionTicks.incrementAndGet();
+            if (ticks % EPOCH_EVICTIONS == 0) {
+                accessEpoch = (int) (ticks / EPOCH_EVICTIONS);
+            }
             release(f);
         } else if (!f.isRemoved()) {
             refusedEvictions.increment();
