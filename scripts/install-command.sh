@@ -10,11 +10,12 @@ if [ -e "$target" ] || [ -L "$target" ]; then
     if [ "$(readlink -f "$target")" = "$(readlink -f "$root/bin/coherentfs")" ]; then
         exit 0
     fi
-    # A link to another checkout's launcher (an older clone of this repository) is ours to move;
-    # anything else named coherentfs is not.
+    # A link to another checkout's launcher (an older clone of this repository, present or
+    # deleted since) is ours to move; anything else named coherentfs is not.
     if [ -L "$target" ] && [ "$(basename "$(dirname "$(readlink "$target")")")" = bin ] \
             && [ "$(basename "$(readlink "$target")")" = coherentfs ] \
-            && [ -f "$(dirname "$(dirname "$(readlink "$target")")")/scripts/install-command.sh" ]; then
+            && { [ ! -e "$target" ] \
+                 || [ -f "$(dirname "$(dirname "$(readlink "$target")")")/scripts/install-command.sh" ]; }; then
         previous="$(readlink "$target")"
         ln -sfn "$root/bin/coherentfs" "$target"
         echo "install-command: $target -> $root/bin/coherentfs (was $previous)"
