@@ -21,7 +21,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * {@link IoEngine}. A vectored request reaches the kernel as one call, every segment in place.
  *
  * <p>Regular files are opened {@code O_RDWR|O_DIRECT|O_CLOEXEC}, block devices also
- * {@code O_EXCL} (the kernel then refuses a second exclusive opener, e.g. a mounted filesystem),
+ * {@code O_EXCL} (the kernel then refuses a second exclusive opener, e.g. a mounted filesystem)
+ * unless {@link Options#exclusive} is off,
  * or {@code O_RDONLY} instead of {@code O_RDWR} when read-only. The geometry is fixed at open:
  * the image's size, rounded down to the direct-IO alignment, is the device's size.
  */
@@ -34,24 +35,32 @@ public final class DirectDevice implements BlockDevice {
      * @param engine      which asynchronous engine to run
      * @param queueDepth  requests the engine keeps in flight
      * @param minimumSize devices smaller than this are refused
+     * @param exclusive   open a block device O_EXCL (ignored for image files); off only when the
+     *                    kernel itself claims the device for us (a fuseblk mount), whose exclusive
+     *                    claim would otherwise collide with ours
      */
-    public record Options(boolean readOnly, IoEngineKind engine, int queueDepth, long minimumSize) {
-        public static final Options DEFAULT = new Options(false, IoEngineKind.AUTO, 64, 64 * 1024);
+    public record Options(boolean readOnly, IoEngineKind engine, int queueDepth, long minimumSize,
+            boolean exclusive) {
+        public static final Options DEFAULT = new Options(false, IoEngineKind.AUTO, 64, 64 * 1024, true);
 
         public Options withReadOnly(boolean ro) {
-            return new Options(ro, engine, queueDepth, minimumSize);
+            return new Options(ro, engine, queueDepth, minimumSize, exclusive);
         }
 
         public Options withEngine(IoEngineKind kind) {
-            return new Options(readOnly, kind, queueDepth, minimumSize);
+            return new Options(readOnly, kind, queueDepth, minimumSize, exclusive);
         }
 
         public Options withQueueDepth(int depth) {
-            return new Options(readOnly, engine, depth, minimumSize);
+            return new Options(readOnly, engine, depth, minimumSize, exclusive);
         }
 
         public Options withMinimumSize(long bytes) {
-            return new Options(readOnly, engine, queueDepth, bytes);
+            return new Options(readOnly, engine, queueDepth, bytes, exclusive);
+        }
+
+        public Options withExclusive(boolean excl) {
+            return new Options(readOnly, engine, queueDepth, minimumSize, excl);
         }
     }
 
@@ -91,7 +100,8 @@ public final class DirectDevice implements BlockDevice {
                     name + " is neither a regular image file nor a block device");
         }
         int flags = (options.readOnly() ? LinuxSyscalls.O_RDONLY : LinuxSyscalls.O_RDWR)
-                | LinuxSyscalls.O_DIRECT | LinuxSyscalls.O_CLOEXEC | (blockDevice ? LinuxSyscalls.O_EXCL : 0);
+                | LinuxSyscalls.O_DIRECT | LinuxSyscalls.O_CLOEXEC
+                | (blockDevice && options.exclusive() ? LinuxSyscalls.O_EXCL : 0);
         int fd;
         try {
             fd = LinuxSyscalls.open(name, flags, 0);
@@ -120,7 +130,7 @@ public final class DirectDevice implements BlockDevice {
         }
     }
 
-    private static boolean isBlockDevice(Path path) throws IOException {
+    public static boolean isBlockDevice(Path path) throws IOException {
         int mode = (Integer) Files.getAttribute(path, "unix:mode");
         return (mode & LinuxSyscalls.S_IFMT) == LinuxSyscalls.S_IFBLK;
     }

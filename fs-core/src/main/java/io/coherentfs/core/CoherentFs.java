@@ -1178,6 +1178,9 @@ public final class CoherentFs implements Vfs {
         if (r.isDirectory() && f.writable()) {
             throw err(Errno.EISDIR, "open", "inode " + ino + " is a directory");
         }
+        if (f.writable() && meta.isReadOnly() && (r.isRegular() || r.isDirectory())) {
+            throw err(Errno.EROFS, "open", "the filesystem is mounted read-only");
+        }
         if (r.nlink() == 0 && live.get(ino) == null) {
             throw err(Errno.ENOENT, "open", "inode " + ino + " has been removed");
         }
@@ -1214,6 +1217,9 @@ public final class CoherentFs implements Vfs {
         }
         if (write ? !file.writable() : !file.readable()) {
             throw err(Errno.EBADF, call, "file not open for " + (write ? "writing" : "reading"));
+        }
+        if (write && meta.isReadOnly()) {
+            throw err(Errno.EROFS, call, "the filesystem is mounted read-only");
         }
     }
 
@@ -1633,6 +1639,34 @@ public final class CoherentFs implements Vfs {
         if (first != null) {
             throw first;
         }
+    }
+
+    /**
+     * remount,ro and remount,rw. Going read-only writes back every inode (as {@link #sync}), then
+     * commits, checkpoints and marks the image clean, so it is consistent on disk while read-only;
+     * afterwards opens for writing and writes through handles opened before fail with EROFS.
+     * Writers still busy when it is called may fail half-way: the caller stops them first (the
+     * kernel refuses a remount,ro while any file is open for writing). Going read-write needs a
+     * device opened writable (EROFS otherwise), then marks the image in use, frees the orphans a
+     * read-only mount kept and starts the flusher.
+     */
+    public synchronized void remount(boolean readOnly) throws IOException {
+        checkOpen();
+        if (readOnly == meta.isReadOnly()) {
+            return;
+        }
+        if (readOnly) {
+            sync();
+            meta.remountReadOnly();
+        } else {
+            meta.remountReadWrite();
+            reapOrphans();
+            writeback.start();
+        }
+    }
+
+    public boolean isReadOnly() {
+        return meta.isReadOnly();
     }
 
     // ---- eviction ------------------------------------------------------------------------------

@@ -93,8 +93,11 @@ final class Writeback implements AutoCloseable {
         this.backgroundLimit = dirtyLimit / 2;
     }
 
-    /** Starts the flusher thread. */
-    void start() {
+    /** Starts the flusher thread (once; a remount,rw after a read-only open starts it late). */
+    synchronized void start() {
+        if (flusher != null) {
+            return;
+        }
         flusher = Thread.ofPlatform().daemon().name("coherentfs-flusher").start(this::flushLoop);
     }
 

@@ -8,6 +8,10 @@ import io.coherentfs.core.format.FilesystemSignatures;
 import io.coherentfs.core.format.Layout;
 import io.coherentfs.core.format.Superblock;
 import io.coherentfs.core.vfs.Caller;
+import io.coherentfs.fuse.ImageLock;
+import io.coherentfs.fuse.MountException;
+import io.coherentfs.fuse.Mounts;
+import java.time.Duration;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
@@ -25,8 +29,10 @@ import picocli.CommandLine.Spec;
  * {@code coherentfs mkfs [--size SIZE] [--label L] [--force] IMAGE|DEVICE}: creates a coherentfs.
  *
  * <p>Non-interactive and careful: a missing path is created as a sparse image only when
- * {@code --size} is given; a target that already holds a coherentfs or another recognizable
- * filesystem or partition table ({@link FilesystemSignatures}) is refused unless {@code --force}.
+ * {@code --size} is given. A mounted target is always refused (its image lock is held, or it
+ * is the source of a FUSE mount). An unmounted coherentfs is replaced without asking, as test
+ * suites reformat their scratch devices non-interactively; another recognizable filesystem or
+ * partition table ({@link FilesystemSignatures}) is refused unless {@code --force}.
  * Exit status: 0 made, 1 refused or failed (one line on stderr says why).
  */
 @Command(name = "mkfs", mixinStandardHelpOptions = true,
@@ -44,7 +50,8 @@ public final class MkfsCommand implements Callable<Integer> {
             description = "Volume label, up to 64 bytes of UTF-8.")
     String label;
 
-    @Option(names = {"-F", "--force"}, description = "Overwrite an existing filesystem or partition table.")
+    @Option(names = {"-F", "--force"}, description = "Overwrite another filesystem or a partition table "
+            + "(an unmounted coherentfs is replaced without it; a mounted one never is).")
     boolean force;
 
     @Spec
@@ -84,9 +91,16 @@ public final class MkfsCommand implements Callable<Integer> {
             }
         }
         boolean made = false;
-        try (DirectDevice device = DirectDevice.open(target); AlignedBufferPool pool = new AlignedBufferPool()) {
+        var mounted = Mounts.mountedFrom(target);
+        if (mounted.isPresent()) {
+            return fail(err, target + " is mounted on " + mounted.get().mountpoint() + "; unmount it first");
+        }
+        // Held for the whole format: a mount starting meanwhile waits for it (block devices are
+        // also opened O_EXCL, which a mounted one refuses).
+        try (ImageLock lock = ImageLock.acquire(target, Duration.ZERO);
+                DirectDevice device = DirectDevice.open(target); AlignedBufferPool pool = new AlignedBufferPool()) {
             String found = FilesystemSignatures.detect(device, pool);
-            if (found != null && !force) {
+            if (found != null && !found.equals("coherentfs") && !force) {
                 return fail(err, target + " already holds " + describe(found) + "; give --force to overwrite it");
             }
             Superblock sb = CoherentFs.mkfs(device, label, UUID.randomUUID(), new Caller(0, 0));
@@ -103,9 +117,11 @@ public final class MkfsCommand implements Callable<Integer> {
             out.printf("UUID:     %s%n", sb.uuid());
             out.printf("label:    %s%n", sb.label().isEmpty() ? "(none)" : sb.label());
             if (found != null) {
-                out.printf("replaced: %s (--force)%n", describe(found));
+                out.printf("replaced: %s%s%n", describe(found), found.equals("coherentfs") ? "" : " (--force)");
             }
             return 0;
+        } catch (MountException e) {
+            return fail(err, target + " is in use by a coherentfs mount (" + e.getMessage() + ")");
         } catch (IOException | RuntimeException e) {
             return fail(err, "cannot create a coherentfs on " + target + ": " + e.getMessage());
         } finally {

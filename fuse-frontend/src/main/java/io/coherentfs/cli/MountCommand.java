@@ -1,7 +1,10 @@
 package io.coherentfs.cli;
 
 import io.coherentfs.fuse.Daemon;
-import io.coherentfs.fuse.ImageLock;
+import io.coherentfs.blockdev.error.Errno;
+import io.coherentfs.blockdev.error.ErrnoException;
+import io.coherentfs.blockdev.ffm.LinuxSyscalls;
+import io.coherentfs.fuse.MetricsEndpoints;
 import io.coherentfs.fuse.MountException;
 import io.coherentfs.fuse.MountOptions;
 import io.coherentfs.fuse.Mounts;
@@ -69,6 +72,9 @@ public final class MountCommand implements Callable<Integer> {
             err.flush();
             return 2;
         }
+        if (mo.remount()) {
+            return remount(mo, err);
+        }
         if (foreground) {
             new Daemon(image, mountpoint, mo).run();
             return 0;
@@ -76,14 +82,48 @@ public final class MountCommand implements Callable<Integer> {
         return daemonize(mo, err);
     }
 
+    /**
+     * {@code -o remount,...}: changes the live mount on MOUNTPOINT, never starting a daemon. The
+     * kernel's flags change by mount(2) with MS_REMOUNT (FUSE syncs its own dirty pages to the
+     * daemon and, going read-only, refuses while files are open for writing); the daemon hears of
+     * it on its socket: going read-only after the kernel (so no write can follow), it writes back,
+     * commits and marks the image clean; going read-write before the kernel (so no write can come
+     * first), it makes the engine writable again.
+     */
+    private int remount(MountOptions mo, PrintWriter err) throws IOException {
+        Path real = mountpoint.toRealPath();
+        var at = Mounts.at(real);
+        if (at.isEmpty() || !Mounts.isFuse(at.get())) {
+            throw new MountException(real + " is not a coherentfs mount; nothing to remount");
+        }
+        if (!mo.readOnly()) {
+            tellDaemon(real, "remount rw");
+        }
+        try {
+            LinuxSyscalls.remount(real.toString(), mo.kernelFlags());
+        } catch (ErrnoException e) {
+            if (e.errno() == Errno.EBUSY.code() && mo.readOnly()) {
+                throw new MountException("cannot remount " + real + " read-only: files on it are open for writing");
+            }
+            throw new MountException("cannot remount " + real + ": " + e.getMessage());
+        }
+        if (mo.readOnly()) {
+            tellDaemon(real, "remount ro");
+        }
+        return 0;
+    }
+
+    private static void tellDaemon(Path mountpoint, String request) throws IOException {
+        String answer = MetricsEndpoints.request(mountpoint, request).strip();
+        if (!answer.equals("ok")) {
+            throw new MountException(request + " of " + mountpoint + " failed: "
+                    + answer.replaceFirst("^error: ", ""));
+        }
+    }
+
     private int daemonize(MountOptions mo, PrintWriter err) throws IOException, InterruptedException {
         Path real = Daemon.checkMountpoint(mountpoint, mo);
         Daemon.checkImage(image);
-        if (ImageLock.isLocked(image)) {
-            Long pid = ImageLock.holder(image);
-            throw new MountException(image + " is already mounted" + (pid == null ? "" : " (by coherentfs pid " + pid + ")")
-                    + "; unmount it first");
-        }
         Path log = mo.logFile() != null ? mo.logFile() : Daemon.defaultLog(image);
         if (log.getParent() != null) {
             Files.createDirectories(log.getParent());
@@ -105,11 +145,13 @@ public final class MountCommand implements Callable<Integer> {
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
                 .redirectErrorStream(true)
                 .start();
+        // fuseblk when the daemon mounts a block device so (see Daemon.fuseblk)
         String type = "fuse." + mo.subtype();
+        String blkType = "fuseblk." + mo.subtype();
         long deadline = System.nanoTime() + MOUNT_DEADLINE_NANOS;
         while (true) {
             var at = Mounts.at(real);
-            if (at.isPresent() && at.get().fstype().equals(type)) {
+            if (at.isPresent() && (at.get().fstype().equals(type) || at.get().fstype().equals(blkType))) {
                 return 0;
             }
             if (!child.isAlive()) {

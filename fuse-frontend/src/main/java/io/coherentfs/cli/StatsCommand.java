@@ -55,10 +55,10 @@ public final class StatsCommand implements Callable<Integer> {
         }
         Path real = mountpoint.toRealPath();
         var at = Mounts.at(real);
-        if (at.isEmpty() || !at.get().fstype().startsWith("fuse.")) {
+        if (at.isEmpty() || !Mounts.isFuse(at.get())) {
             throw new MountException(real + " is not a coherentfs mount");
         }
-        String text = read(real);
+        String text = MetricsEndpoints.request(real, "stats");
         if (raw) {
             out.print(text);
             out.flush();
@@ -67,22 +67,6 @@ public final class StatsCommand implements Callable<Integer> {
         print(out, text);
         out.flush();
         return 0;
-    }
-
-    static String read(Path real) throws IOException {
-        List<Path> tried = new ArrayList<>();
-        for (Path dir : MetricsEndpoints.runDirs()) {
-            Path s = dir.resolve(MetricsEndpoints.key(real) + ".sock");
-            tried.add(s);
-            if (!Files.exists(s)) {
-                continue;
-            }
-            try (SocketChannel c = SocketChannel.open(StandardProtocolFamily.UNIX)) {
-                c.connect(UnixDomainSocketAddress.of(s));
-                return new String(Channels.newInputStream(c).readAllBytes(), StandardCharsets.UTF_8);
-            }
-        }
-        throw new MountException("no stats socket for " + real + " (looked for " + tried + "); is it a coherentfs mount?");
     }
 
     record Sample(String name, Map<String, String> labels, double value) {}

@@ -27,16 +27,22 @@ import java.util.logging.Logger;
  * <ol>
  * <li>Check the mountpoint (exists, a directory, not a mount point already, empty unless
  *     {@code nonempty}) and the image (exists, large enough).
- * <li>{@link ImageLock}: an exclusive flock on the image for the daemon's whole life; a second
- *     mount of the same image is refused here, naming the holder's pid.
- * <li>Open the device ({@link DirectDevice}, O_DIRECT; block devices also O_EXCL) and the engine
- *     with one {@link PrometheusMeterRegistry} shared by engine and frontend; start the stats
- *     socket and, if asked, the HTTP endpoint.
+ * <li>Refuse an image or device that is mounted now (a FUSE mount in mountinfo with it as source);
+ *     then {@link ImageLock}: an exclusive flock on the image for the daemon's whole life. A
+ *     previous daemon of an unmounted image may still be writing back (a plain FUSE umount does
+ *     not wait for it): we wait up to {@link #LOCK_WAIT} for its lock.
+ * <li>Open the device ({@link DirectDevice}, O_DIRECT; block devices also O_EXCL unless mounted
+ *     as fuseblk, where the kernel claims the device itself) and the engine with one
+ *     {@link PrometheusMeterRegistry} shared by engine and frontend; start the daemon socket
+ *     (stats, remount requests) and, if asked, the HTTP endpoint. A read-only mount opens the
+ *     device writable when it can, so that a later remount,rw needs no reopen.
  * <li>Run libfuse's multithreaded loop. It returns when the mount goes away: {@code umount},
  *     {@code fusermount -u}, or our own detach on SIGINT/SIGTERM (the JVM owns those signals, so
  *     libfuse installs no handlers of its own; ours detach the mount, which ends the loop).
- * <li>{@link CoherentFs#close()}: write back, commit, mark clean; close the device; drop the
- *     lock (last, so that a waiting mount starts only on a clean image).
+ * <li>{@link CoherentFs#close()} when libfuse ends the session (its destroy callback — for
+ *     fuseblk the kernel sends FUSE_DESTROY from umount and waits for our answer, so {@code umount}
+ *     returns only once everything is written back): write back, commit, mark clean; close the
+ *     device; drop the lock (last, so that a waiting mount starts only on a clean image).
  * </ol>
  */
 public final class Daemon {
@@ -47,11 +53,15 @@ public final class Daemon {
     static final String NEGATIVE_TIMEOUT = "negative_timeout=5";
     static final String ATTR_TIMEOUT = "attr_timeout=0";
 
+    /** How long a new mount waits for the daemon of a just-unmounted image to finish writing back. */
+    static final Duration LOCK_WAIT = Duration.ofSeconds(120);
+
     private final Path image;
     private final Path mountpoint;
     private final MountOptions options;
     private final CountDownLatch finished = new CountDownLatch(1);
     private volatile boolean stopping;
+    private boolean engineClosed;
 
     public Daemon(Path image, Path mountpoint, MountOptions options) {
         this.image = image.toAbsolutePath().normalize();
@@ -92,6 +102,20 @@ public final class Daemon {
             throw new MountException(image + " is too small: " + Files.size(image)
                     + " bytes, a coherentfs needs at least " + Layout.MINIMUM_BYTES + " (8 MiB)");
         }
+        var mounted = Mounts.mountedFrom(image);
+        if (mounted.isPresent()) {
+            throw new MountException(image + " is already mounted on " + mounted.get().mountpoint()
+                    + "; unmount it first");
+        }
+    }
+
+    /** Whether this mount is a fuseblk mount: block devices unless {@code nofuseblk}. */
+    static boolean fuseblk(Path image, MountOptions options) throws IOException {
+        boolean device = DirectDevice.isBlockDevice(image);
+        if (Boolean.TRUE.equals(options.fuseblk()) && !device) {
+            throw new MountException("-o fuseblk needs a block device; " + image + " is not one");
+        }
+        return device && !Boolean.FALSE.equals(options.fuseblk());
     }
 
     /** Mounts and serves until unmounted; returns normally after a clean shutdown. */
@@ -99,14 +123,14 @@ public final class Daemon {
         Path mp = checkMountpoint(mountpoint, options);
         checkImage(image);
         LOG.info("mounting " + image + " on " + mp + " (pid " + ProcessHandle.current().pid() + ")");
-        try (ImageLock lock = ImageLock.acquire(image, Duration.ZERO)) {
+        boolean blk = fuseblk(image, options);
+        try (ImageLock lock = ImageLock.acquire(image, LOCK_WAIT)) {
             PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
-            try (DirectDevice device = DirectDevice.open(image,
-                    DirectDevice.Options.DEFAULT.withReadOnly(options.readOnly()))) {
+            try (DirectDevice device = openDevice(blk)) {
                 CoherentFs fs = openEngine(device, registry);
                 try (MetricsEndpoints endpoints = new MetricsEndpoints(registry, "# coherentfs image=" + image
-                        + " mountpoint=" + mp + " pid=" + ProcessHandle.current().pid() + "\n")) {
-                    serve(fs, registry, endpoints, mp);
+                        + " mountpoint=" + mp + " pid=" + ProcessHandle.current().pid() + "\n", fs::remount)) {
+                    serve(fs, registry, endpoints, mp, blk);
                 } finally {
                     closeEngine(fs);
                 }
@@ -115,6 +139,25 @@ public final class Daemon {
             finished.countDown();
         }
         LOG.info("unmounted " + mp + "; " + image + " is clean");
+    }
+
+    /**
+     * The device, writable unless that is impossible and the mount is read-only anyway (an image
+     * without write permission, a read-only block device): then read-only, and remount,rw fails.
+     */
+    private DirectDevice openDevice(boolean fuseblk) throws IOException {
+        DirectDevice.Options o = DirectDevice.Options.DEFAULT.withExclusive(!fuseblk);
+        try {
+            return DirectDevice.open(image, o);
+        } catch (ErrnoException e) {
+            boolean denied = e.errno() == Errno.EACCES.code() || e.errno() == Errno.EROFS.code()
+                    || e.errno() == Errno.EPERM.code();
+            if (!options.readOnly() || !denied) {
+                throw e;
+            }
+            LOG.info(image + " is not writable (" + e.getMessage() + "): opened read-only");
+            return DirectDevice.open(image, o.withReadOnly(true));
+        }
     }
 
     private CoherentFs openEngine(DirectDevice device, PrometheusMeterRegistry registry) throws IOException {
@@ -130,29 +173,54 @@ public final class Daemon {
         }
     }
 
-    private void serve(CoherentFs fs, PrometheusMeterRegistry registry, MetricsEndpoints endpoints, Path mp)
-            throws IOException {
+    private void serve(CoherentFs fs, PrometheusMeterRegistry registry, MetricsEndpoints endpoints, Path mp,
+            boolean fuseblk) throws IOException {
         endpoints.startSocket(mp);
         if (options.metrics() != null) {
             endpoints.startHttp(options.metrics());
         }
         CoherentFuse fuse = new CoherentFuse(fs, registry, true);
+        fuse.onDestroy(() -> {
+            try {
+                closeEngine(fs);
+            } catch (IOException | RuntimeException e) {
+                LOG.log(Level.SEVERE, "closing the engine at unmount failed: " + e.getMessage(), e);
+            }
+        });
         installSignalHandlers(mp);
-        int rc = fuse.run(mp.toString(), fuseOptions(), options.debug());
+        int rc = fuse.run(mp.toString(), fuseOptions(fuseblk), options.debug());
         if (rc != 0 && !stopping) {
             throw new IOException("libfuse could not mount " + mp + " (status " + rc + "; its reason is in the log above)");
         }
     }
 
-    private static void closeEngine(CoherentFs fs) throws IOException {
+    /** Closes the engine once: from libfuse's destroy callback, else after the loop. */
+    private void closeEngine(CoherentFs fs) throws IOException {
+        synchronized (this) {
+            if (engineClosed) {
+                return;
+            }
+            engineClosed = true;
+        }
         long t = System.nanoTime();
         fs.close();
         LOG.info("engine closed: written back, committed, marked clean (" + (System.nanoTime() - t) / 1_000_000 + " ms)");
     }
 
-    List<String> fuseOptions() {
+    List<String> fuseOptions(boolean fuseblk) throws MountException {
         List<String> o = new ArrayList<>();
-        o.add("fsname=" + (options.fsname() != null ? options.fsname() : image.toString()).replace(",", "\\,"));
+        if (fuseblk) {
+            // The kernel opens the device named by fsname itself, and sizes its blocks by blksize.
+            if (options.fsname() != null && !options.fsname().equals(image.toString())) {
+                throw new MountException("fsname= cannot be given for a fuseblk mount (the kernel opens "
+                        + image + " by that name); use -o nofuseblk to mount it as plain fuse");
+            }
+            o.add("blkdev");
+            o.add("blksize=" + Layout.BLOCK_SIZE);
+            o.add("fsname=" + image.toString().replace(",", "\\,"));
+        } else {
+            o.add("fsname=" + (options.fsname() != null ? options.fsname() : image.toString()).replace(",", "\\,"));
+        }
         o.add("subtype=" + options.subtype());
         o.add("use_ino");
         o.add("big_writes");

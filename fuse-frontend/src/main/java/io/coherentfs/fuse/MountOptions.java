@@ -1,6 +1,7 @@
 package io.coherentfs.fuse;
 
 import io.coherentfs.blockdev.ImageFiles;
+import io.coherentfs.blockdev.ffm.LinuxSyscalls;
 import io.coherentfs.core.CoherentFs;
 import io.coherentfs.core.sync.CoherenceConfig;
 import java.net.InetAddress;
@@ -25,10 +26,14 @@ import java.util.Set;
  * @param subtype     {@code subtype=}: the mount type is {@code fuse.SUBTYPE} (default coherentfs)
  * @param logFile     {@code log=FILE}: where the daemon logs (default: see {@link Daemon#defaultLog})
  * @param fuseOptions options passed to libfuse as they are (ro, nosuid, allow_other, ...)
+ * @param remount     {@code remount}: change a live mount's flags (ro/rw, nosuid, ...) instead of mounting
+ * @param fuseblk     {@code fuseblk} / {@code nofuseblk}: mount a block device as the kernel's
+ *                    fuseblk type (the kernel claims the device and {@code umount} waits for
+ *                    the daemon) or as plain fuse; null: fuseblk for block devices, fuse for files
  */
 public record MountOptions(boolean readOnly, long cacheBytes, InetSocketAddress metrics, CoherenceConfig coherence,
         CoherentFs.Atime atime, String fsname, String subtype, Path logFile, boolean debug,
-        List<String> fuseOptions) {
+        List<String> fuseOptions, boolean remount, Boolean fuseblk) {
 
     /** Kernel and libfuse options passed through unchanged. */
     private static final Set<String> PASSED = Set.of("dev", "nodev", "suid", "nosuid", "exec", "noexec", "sync",
@@ -48,6 +53,8 @@ public record MountOptions(boolean readOnly, long cacheBytes, InetSocketAddress 
         String subtype = "coherentfs";
         Path log = null;
         boolean debug = false;
+        boolean remount = false;
+        Boolean fuseblk = null;
         List<String> unsafe = new ArrayList<>();
         List<String> fuse = new ArrayList<>();
         for (String group : optionStrings) {
@@ -72,8 +79,12 @@ public record MountOptions(boolean readOnly, long cacheBytes, InetSocketAddress 
                     case "subtype" -> subtype = required(o, value);
                     case "log" -> log = Path.of(required(o, value)).toAbsolutePath();
                     case "debug" -> debug = true;
-                    case "remount" -> throw new IllegalArgumentException(
-                            "option 'remount' is not supported yet: unmount and mount again");
+                    case "remount" -> remount = true;
+                    // The kernel's own FUSE options, which libfuse sets; mount(8) reads them back from
+                    // mountinfo and hands them to us again on a remount.
+                    case "user_id", "group_id", "rootmode", "blksize", "max_read", "fd" -> { }
+                    case "fuseblk" -> fuseblk = true;
+                    case "nofuseblk" -> fuseblk = false;
                     case "comment", "x-systemd.automount", "x-systemd.requires", "x-systemd.device-timeout",
                             "x-systemd.mount-timeout", "x-systemd.after", "x-systemd.before",
                             "x-systemd.idle-timeout", "x-systemd.wanted-by", "x-systemd.required-by",
@@ -104,7 +115,8 @@ public record MountOptions(boolean readOnly, long cacheBytes, InetSocketAddress 
         if (subtype.isEmpty() || !subtype.matches("[A-Za-z0-9_.-]+")) {
             throw new IllegalArgumentException("bad subtype '" + subtype + "'");
         }
-        return new MountOptions(ro, cache, metrics, coherence, atime, fsname, subtype, log, debug, List.copyOf(fuse));
+        return new MountOptions(ro, cache, metrics, coherence, atime, fsname, subtype, log, debug, List.copyOf(fuse),
+                remount, fuseblk);
     }
 
     private static String required(String option, String value) {
@@ -157,6 +169,30 @@ public record MountOptions(boolean readOnly, long cacheBytes, InetSocketAddress 
                     + "': the metrics endpoint serves on loopback addresses only (127.0.0.1, ::1, localhost)");
         }
         return new InetSocketAddress(address, port);
+    }
+
+    /** The MS_* flags of mount(2) these options ask for (what a remount sets). */
+    public long kernelFlags() {
+        long flags = 0;
+        if (readOnly) {
+            flags |= LinuxSyscalls.MS_RDONLY;
+        }
+        for (String o : fuseOptions) {
+            flags |= switch (o) {
+                case "nosuid" -> LinuxSyscalls.MS_NOSUID;
+                case "nodev" -> LinuxSyscalls.MS_NODEV;
+                case "noexec" -> LinuxSyscalls.MS_NOEXEC;
+                case "sync" -> LinuxSyscalls.MS_SYNCHRONOUS;
+                case "dirsync" -> LinuxSyscalls.MS_DIRSYNC;
+                default -> 0L;
+            };
+        }
+        flags |= switch (atime) {
+            case NOATIME -> LinuxSyscalls.MS_NOATIME;
+            case RELATIME -> LinuxSyscalls.MS_RELATIME;
+            case STRICTATIME -> LinuxSyscalls.MS_STRICTATIME;
+        };
+        return flags;
     }
 
     /** The engine's options for these mount options, with {@code registry} for its meters. */

@@ -51,6 +51,27 @@ public final class Mounts {
         return Optional.ofNullable(found);
     }
 
+    /** Whether {@code e} is a FUSE mount (fuse.SUBTYPE, or fuseblk[.SUBTYPE] for block devices). */
+    public static boolean isFuse(Entry e) {
+        return e.fstype().startsWith("fuse.") || e.fstype().equals("fuseblk") || e.fstype().startsWith("fuseblk.");
+    }
+
+    /**
+     * The FUSE mount whose source is {@code image} (as given, absolute, or its real path), if
+     * one is mounted now. A mount given another name with {@code fsname=} is not found here; the
+     * image lock still keeps a second daemon off it.
+     */
+    public static Optional<Entry> mountedFrom(Path image) throws IOException {
+        Path absolute = image.toAbsolutePath().normalize();
+        Path real = Files.exists(image) ? image.toRealPath() : absolute;
+        for (Entry e : all()) {
+            if (isFuse(e) && (e.source().equals(absolute.toString()) || e.source().equals(real.toString()))) {
+                return Optional.of(e);
+            }
+        }
+        return Optional.empty();
+    }
+
     static String unescape(String s) {
         if (s.indexOf('\\') < 0) {
             return s;

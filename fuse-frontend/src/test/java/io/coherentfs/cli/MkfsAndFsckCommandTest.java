@@ -6,6 +6,7 @@ import io.coherentfs.blockdev.AlignedBuffer;
 import io.coherentfs.blockdev.AlignedBufferPool;
 import io.coherentfs.blockdev.DirectDevice;
 import io.coherentfs.blockdev.ImageFiles;
+import io.coherentfs.fuse.ImageLock;
 import io.coherentfs.core.format.Superblock;
 import io.coherentfs.core.meta.MetaStore;
 import java.io.IOException;
@@ -95,15 +96,23 @@ class MkfsAndFsckCommandTest {
     }
 
     @Test
-    void mkfsRefusesToOverwriteACoherentfsWithoutForce() {
+    void mkfsReplacesAnUnmountedCoherentfsWithoutAsking() {
         assertThat(mkfs("--size", "32m", image.toString()).code()).isZero();
-        Run again = mkfs(image.toString());
-        assertThat(again.code()).isEqualTo(1);
-        assertThat(again.err().strip()).isEqualTo("coherentfs mkfs: " + image
-                + " already holds a coherentfs filesystem; give --force to overwrite it");
-        Run forced = mkfs("--force", "--label", "second", image.toString());
-        assertThat(forced.code()).as(forced.err()).isZero();
-        assertThat(forced.out()).contains("replaced: a coherentfs filesystem (--force)", "label:    second");
+        Run again = mkfs("--label", "second", image.toString());
+        assertThat(again.code()).as(again.err()).isZero();
+        assertThat(again.out()).contains("replaced: a coherentfs filesystem\n", "label:    second");
+    }
+
+    @Test
+    void mkfsRefusesAnImageInUseEvenWithForce() throws Exception {
+        assertThat(mkfs("--size", "32m", image.toString()).code()).isZero();
+        try (ImageLock held = ImageLock.acquire(image, java.time.Duration.ZERO)) {
+            Run refused = mkfs("--force", image.toString());
+            assertThat(refused.code()).isEqualTo(1);
+            assertThat(refused.err()).startsWith("coherentfs mkfs: " + image + " is in use by a coherentfs mount (")
+                    .contains("already mounted");
+        }
+        assertThat(fsck("-n", image.toString()).code()).isZero();
     }
 
     @Test

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.coherentfs.core.CoherentFs;
 import io.coherentfs.core.sync.CoherenceConfig;
+import io.coherentfs.blockdev.ffm.LinuxSyscalls;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
@@ -37,7 +38,20 @@ class MountOptionsTest {
         assertThatThrownBy(() -> MountOptions.parse(List.of("unsafe_no_such_thing"))).hasMessageContaining("unsafe_no_such_thing");
         assertThatThrownBy(() -> MountOptions.parse(List.of("metrics=8.8.8.8:80"))).hasMessageContaining("loopback");
         assertThatThrownBy(() -> MountOptions.parse(List.of("cache_size=lots"))).hasMessageContaining("cache_size=lots");
-        assertThatThrownBy(() -> MountOptions.parse(List.of("remount,ro"))).hasMessageContaining("remount");
+    }
+
+    @Test
+    void remountAndFuseblkOptions() {
+        // what mount(8) hands mount.fuse for `mount -o remount,ro DIR`
+        MountOptions o = MountOptions.parse(List.of(
+                "ro,nosuid,nodev,relatime,remount,user_id=0,group_id=0,default_permissions,allow_other"));
+        assertThat(o.remount()).isTrue();
+        assertThat(o.kernelFlags()).isEqualTo(LinuxSyscalls.MS_RDONLY | LinuxSyscalls.MS_NOSUID
+                | LinuxSyscalls.MS_NODEV | LinuxSyscalls.MS_RELATIME);
+        assertThat(MountOptions.parse(List.of("rw,noatime,remount")).kernelFlags()).isEqualTo(LinuxSyscalls.MS_NOATIME);
+        assertThat(MountOptions.parse(List.of("rw")).fuseblk()).isNull();
+        assertThat(MountOptions.parse(List.of("nofuseblk")).fuseblk()).isFalse();
+        assertThat(MountOptions.parse(List.of("fuseblk")).fuseblk()).isTrue();
     }
 
     @Test

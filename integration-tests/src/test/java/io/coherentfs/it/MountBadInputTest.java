@@ -80,12 +80,18 @@ class MountBadInputTest {
         try (MountedImage m = MountedImage.create("busy", "64m")) {
             m.mount();
             long pid = m.daemonPid();
-            // the same image on another directory: refused by the daemon's lock, naming it
+            // the same image on another directory: refused, naming where it is mounted
             assertOneLine(Launcher.run("mount", m.image.toString(), emptyDir.toString()), 1,
-                    "busy.img is already mounted", "pid " + pid);
+                    "busy.img is already mounted on " + m.mountpoint);
             // the daemon's own foreground mode refuses as well (what a second daemon would do)
             assertOneLine(Launcher.run("mount", "-f", m.image.toString(), emptyDir.toString()), 1,
-                    "busy.img is already mounted");
+                    "busy.img is already mounted on " + m.mountpoint);
+            // and mkfs of the mounted image, even forced
+            Launcher.Outcome mkfs = Launcher.run("mkfs", "--force", m.image.toString());
+            assertThat(mkfs.exitCode()).isEqualTo(1);
+            assertThat(mkfs.stderr().strip()).isEqualTo("coherentfs mkfs: " + m.image + " is mounted on "
+                    + m.mountpoint + "; unmount it first");
+            assertThat(m.daemonPid()).isEqualTo(pid);
             // another image on the busy mountpoint
             Path other = file("other.img", 32 << 20);
             Launcher.Outcome r = Launcher.run("mount", other.toString(), m.mountpoint.toString());

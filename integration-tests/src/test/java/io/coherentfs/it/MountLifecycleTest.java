@@ -157,4 +157,123 @@ class MountLifecycleTest {
                     .containsPattern("\\n  write +\\d+ ").containsPattern("write buffered +1\\.0 MiB");
         }
     }
+
+    @Test
+    void remountReadOnlyAndBackThroughMount8KeepsOneDaemon() throws Exception {
+        requireInstalledCommand();
+        try (MountedImage m = MountedImage.create("remountro", "256m")) {
+            m.mount();
+            long pid = m.daemonPid();
+            Map<String, String> before = populate(m.mountpoint, 4);
+            Path mp = m.mountpoint;
+            try (var writer = java.nio.channels.FileChannel.open(mp.resolve("small"),
+                    java.nio.file.StandardOpenOption.WRITE)) {
+                MountedImage.Outcome busy = MountedImage.run("mount", "-o", "remount,ro", mp.toString());
+                assertThat(busy.exit()).as(busy.output()).isNotZero();
+                assertThat(busy.output()).contains("open for writing");
+            }
+            MountedImage.Outcome ro = MountedImage.run("mount", "-o", "remount,ro", mp.toString());
+            assertThat(ro.exit()).as(ro.output() + m.logText()).isZero();
+            assertThat(io.coherentfs.fuse.Mounts.at(mp).orElseThrow().options()).startsWith("ro");
+            assertThat(m.daemonPid()).as("no second daemon").isEqualTo(pid);
+            assertThatWriteFails(mp.resolve("new"));
+            assertThat(contents(mp)).isEqualTo(before);
+            // read-only means written back, committed and marked clean on disk while still mounted
+            assertFsckClean(m);
+
+            MountedImage.Outcome rw = MountedImage.run("mount", "-o", "remount,rw", mp.toString());
+            assertThat(rw.exit()).as(rw.output() + m.logText()).isZero();
+            assertThat(io.coherentfs.fuse.Mounts.at(mp).orElseThrow().options()).startsWith("rw");
+            Files.writeString(mp.resolve("new"), "written after remount,rw\n");
+            assertThat(m.daemonPid()).isEqualTo(pid);
+            m.unmount();
+            assertFsckClean(m);
+            m.mount();
+            assertThat(Files.readString(mp.resolve("new"))).isEqualTo("written after remount,rw\n");
+        }
+    }
+
+    private static void assertThatWriteFails(Path p) {
+        try {
+            Files.writeString(p, "x");
+        } catch (java.io.IOException e) {
+            assertThat(e.getMessage()).contains("Read-only file system");
+            return;
+        }
+        throw new AssertionError("a write to the read-only mount succeeded");
+    }
+
+    @Test
+    void aNewMountOfAJustUnmountedImageWaitsForTheOldDaemon() throws Exception {
+        try (MountedImage m = MountedImage.create("mountwait", "512m")) {
+            for (int round = 0; round < 2; round++) {
+                m.mount("cache_size=512m");
+                // dirty data the old daemon still has to write back after umount returns
+                byte[] big = new byte[32 << 20];
+                new Random(round).nextBytes(big);
+                Files.write(m.mountpoint.resolve("big" + round), big);
+                String sum = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(big));
+                MountedImage.Outcome u = MountedImage.run("umount", m.mountpoint.toString());
+                assertThat(u.exit()).as(u.output()).isZero();
+                m.mount(); // at once: it waits for the old daemon's lock rather than refusing
+                assertThat(HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256")
+                        .digest(Files.readAllBytes(m.mountpoint.resolve("big" + round))))).isEqualTo(sum);
+                m.unmount();
+            }
+            assertFsckClean(m);
+        }
+    }
+
+    /**
+     * A block device (a loop device over an image): fuseblk by default, whose umount waits for the
+     * daemon to write back; plain fuse with nofuseblk; a second mount and mkfs are refused.
+     */
+    @Test
+    void blockDeviceMountsAsFuseblkAndUmountWaitsForWriteBack() throws Exception {
+        try (MountedImage m = MountedImage.create("blockdev", "256m")) {
+            MountedImage.Outcome lo = MountedImage.run("losetup", "--find", "--show", m.image.toString());
+            assertThat(lo.exit()).as("losetup: " + lo.output()).isZero();
+            String dev = lo.output().strip();
+            try {
+                String mp = m.mountpoint.toString();
+                Launcher.Outcome r = Launcher.run("mount", dev, mp, "-o", "log=" + m.log + ",cache_size=256m");
+                assertThat(r.exitCode()).as(r.stderr() + m.logText()).isZero();
+                assertThat(io.coherentfs.fuse.Mounts.at(m.mountpoint).orElseThrow().fstype())
+                        .isEqualTo("fuseblk.coherentfs");
+                Map<String, String> before = populate(m.mountpoint, 5);
+                assertThat(Launcher.run("mkfs", dev).stderr()).contains("is mounted on " + mp);
+                MountedImage.Outcome u = MountedImage.run("umount", mp);
+                assertThat(u.exit()).as(u.output()).isZero();
+                // fuseblk: umount returned after the daemon answered FUSE_DESTROY, i.e. after the
+                // engine was closed — no waiting for the lock before fsck
+                assertThat(m.logText()).contains("marked clean");
+                Launcher.Outcome fsck = Launcher.run("fsck", "-n", dev);
+                assertThat(fsck.exitCode()).as(fsck.stdout() + fsck.stderr()).isZero();
+
+                r = Launcher.run("mount", dev, mp, "-o", "nofuseblk,log=" + m.log);
+                assertThat(r.exitCode()).as(r.stderr() + m.logText()).isZero();
+                assertThat(io.coherentfs.fuse.Mounts.at(m.mountpoint).orElseThrow().fstype())
+                        .isEqualTo("fuse.coherentfs");
+                assertThat(contents(m.mountpoint)).isEqualTo(before);
+                u = MountedImage.run("umount", mp);
+                assertThat(u.exit()).as(u.output()).isZero();
+                // plain fuse: umount does not wait; the daemon's lock on the device node goes last
+                MountedImage.await(() -> {
+                    try {
+                        return !io.coherentfs.fuse.ImageLock.isLocked(Path.of(dev));
+                    } catch (java.io.IOException e) {
+                        throw new IllegalStateException(e);
+                    }
+                }, "the daemon of " + dev + " to exit");
+                fsck = Launcher.run("fsck", "-n", dev);
+                assertThat(fsck.exitCode()).as(fsck.stdout() + fsck.stderr()).isZero();
+            } finally {
+                if (io.coherentfs.fuse.Mounts.at(m.mountpoint).isPresent()) {
+                    MountedImage.run("umount", m.mountpoint.toString());
+                    m.awaitUnlocked();
+                }
+                MountedImage.run("losetup", "-d", dev);
+            }
+        }
+    }
 }

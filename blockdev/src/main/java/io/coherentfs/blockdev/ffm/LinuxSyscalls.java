@@ -48,6 +48,16 @@ public final class LinuxSyscalls {
     public static final int LOCK_UN = 8;
     public static final int FALLOC_FL_KEEP_SIZE = 1;
     public static final int FALLOC_FL_PUNCH_HOLE = 2;
+    public static final long MS_RDONLY = 1;
+    public static final long MS_NOSUID = 2;
+    public static final long MS_NODEV = 4;
+    public static final long MS_NOEXEC = 8;
+    public static final long MS_SYNCHRONOUS = 16;
+    public static final long MS_REMOUNT = 32;
+    public static final long MS_DIRSYNC = 128;
+    public static final long MS_NOATIME = 1024;
+    public static final long MS_RELATIME = 1L << 21;
+    public static final long MS_STRICTATIME = 1L << 24;
     public static final int PROT_READ = 1;
     public static final int PROT_WRITE = 2;
     public static final int MAP_SHARED = 1;
@@ -116,6 +126,8 @@ public final class LinuxSyscalls {
             FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG));
     private static final MethodHandle MUNMAP = downcall("munmap",
             FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG));
+    private static final MethodHandle MOUNT = downcall("mount",
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS));
     private static final MethodHandle SYSCALL = downcall("syscall",
             FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG),
             Linker.Option.firstVariadicArg(1));
@@ -364,6 +376,20 @@ public final class LinuxSyscalls {
     /** flock(2); with LOCK_NB a held lock fails with EWOULDBLOCK (EAGAIN). */
     public static void flock(int fd, int operation) throws ErrnoException {
         checked("flock", true, () -> "fd " + fd, c -> (int) FLOCK.invokeExact(c, fd, operation));
+    }
+
+    /**
+     * mount(2) with {@code MS_REMOUNT} of the mount at {@code target}: {@code flags} are the
+     * MS_* flags it should have afterwards (MS_RDONLY, MS_NOSUID, ...). The options string is
+     * empty: FUSE, the only filesystem we remount, takes no options on reconfiguration.
+     */
+    public static void remount(String target, long flags) throws ErrnoException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment t = arena.allocateFrom(target);
+            MemorySegment data = arena.allocateFrom("");
+            checked("mount", true, () -> "remount of " + target + ", flags 0x" + Long.toHexString(flags),
+                    c -> (int) MOUNT.invokeExact(c, MemorySegment.NULL, t, MemorySegment.NULL, flags | MS_REMOUNT, data));
+        }
     }
 
     /** mmap(2) of {@code length} bytes of {@code fd}; the segment is sized to the mapping. */

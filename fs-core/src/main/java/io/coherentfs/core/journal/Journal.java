@@ -223,6 +223,17 @@ public final class Journal implements AutoCloseable {
             throw new JournalCorruptException(start, "journal superblock tail " + sb.tail() + " is outside the log");
         }
         long deviceBlocks = device.size() / BLOCK_SIZE;
+        if (device.isReadOnly()) {
+            // A read-only device can be used only when there is nothing to replay (as ext4's
+            // "write access unavailable, cannot proceed"); nothing is written then.
+            LogScanner.Result r = LogScanner.scan(device, pool, sb, tx -> {
+                throw new ErrnoException.ReadOnlyException("journal replay", "the journal holds committed "
+                        + "transactions to replay, but " + device.geometry().path() + " is open read-only");
+            });
+            ReplayReport report = new ReplayReport(0, 0, sb.firstSequence(), r.lastSequence(), r.lastSequence() + 2,
+                    r.stopReason());
+            return new Journal(device, cache, options, sb.withTail(r.end(), r.lastSequence() + 2), report);
+        }
         LogScanner.Result r = LogScanner.scan(device, pool, sb, tx -> {
             for (int i = 0; i < tx.homes().length; i++) {
                 long home = tx.homes()[i];

@@ -43,14 +43,16 @@ public final class MetaStore implements AutoCloseable {
     private final MetaCache cache;
     private final Journal journal;
     private final BlockAllocator allocator;
-    private final boolean readOnly;
+    /** Changed only by {@link #remountReadOnly} and {@link #remountReadWrite}. */
+    private volatile boolean readOnly;
     private Superblock superblock;
     private long reuseRegisteredFor;
     /**
      * Blocks kept back for the tree nodes of operations that free space (unlink, truncate, punch):
-     * they must work on a full filesystem. Topped up again when blocks come free.
+     * they must work on a full filesystem. Topped up again when blocks come free. Null while
+     * the store has never been writable.
      */
-    private final Reservation emergency;
+    private volatile Reservation emergency;
     private final long emergencyTarget;
 
     private MetaStore(BlockDevice device, AlignedBufferPool pool, MetaCache cache, Journal journal,
@@ -149,13 +151,7 @@ public final class MetaStore implements AutoCloseable {
                     new BitmapRegion(layout.bitmapStart(), layout.blockCount()));
             MetaStore store = new MetaStore(device, pool, cache, journal, allocator, sb, readOnly);
             if (!readOnly) {
-                store.writeState(s -> {
-                    Superblock.Builder b = s.toBuilder();
-                    b.state &= ~Superblock.STATE_CLEAN;
-                    b.lastMountedNanos = System.currentTimeMillis() * 1_000_000L;
-                    b.mountCount++;
-                    return b.build();
-                });
+                store.markInUse();
             }
             return store;
         } catch (IOException | RuntimeException e) {
@@ -163,6 +159,57 @@ public final class MetaStore implements AutoCloseable {
             cache.close();
             throw e;
         }
+    }
+
+    private void markInUse() throws IOException {
+        writeState(s -> {
+            Superblock.Builder b = s.toBuilder();
+            b.state &= ~Superblock.STATE_CLEAN;
+            b.lastMountedNanos = System.currentTimeMillis() * 1_000_000L;
+            b.mountCount++;
+            return b.build();
+        });
+    }
+
+    /**
+     * Makes a writable store read-only (remount,ro): commits and checkpoints everything and marks
+     * the image clean in both superblock copies, as an unmount would, so that the image is
+     * consistent on disk for as long as it stays read-only. The caller has written back all
+     * data first and lets no writer in meanwhile ({@code CoherentFs.remount} does both).
+     */
+    public synchronized void remountReadOnly() throws IOException {
+        if (readOnly) {
+            return;
+        }
+        if (journal.isAborted()) {
+            throw new ErrnoException(Errno.EIO, "remount", "the journal has aborted; unmount and run fsck");
+        }
+        readOnly = true;
+        journal.commit();
+        journal.checkpoint();
+        Superblock clean = superblock.withState(superblock.state() | Superblock.STATE_CLEAN);
+        superblock = clean;
+        writeBoth(device, pool, clean);
+    }
+
+    /**
+     * Makes a read-only store writable again (remount,rw): EROFS when the device was opened
+     * read-only. Marks the image in use, as a read-write mount does.
+     */
+    public synchronized void remountReadWrite() throws IOException {
+        if (!readOnly) {
+            return;
+        }
+        if (device.isReadOnly()) {
+            throw new ErrnoException.ReadOnlyException("remount", device.geometry().path()
+                    + " is open read-only (not writable when it was mounted); unmount and mount it rw");
+        }
+        if (emergency == null) {
+            emergency = allocator.reserve(0);
+        }
+        topUpEmergency();
+        readOnly = false;
+        markInUse();
     }
 
     /** Block 0's superblock, or the backup's when block 0 does not verify. */
