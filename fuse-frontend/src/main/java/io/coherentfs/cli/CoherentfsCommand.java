@@ -10,6 +10,7 @@ import picocli.CommandLine.Command;
         description = "A FUSE filesystem with its own page cache and extent tree over O_DIRECT storage.",
         subcommands = {MkfsCommand.class, FsckCommand.class, MountCommand.class, StatsCommand.class,
                 DeviceCheckCommand.class, DeviceBenchCommand.class, MetaBenchCommand.class, IoBenchCommand.class,
+                AotTrainCommand.class,
                 picocli.CommandLine.HelpCommand.class})
 public final class CoherentfsCommand implements Runnable {
     @picocli.CommandLine.Spec
