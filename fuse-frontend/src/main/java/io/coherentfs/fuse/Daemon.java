@@ -127,6 +127,8 @@ public final class Daemon {
         try (ImageLock lock = ImageLock.acquire(image, LOCK_WAIT)) {
             PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
             try (DirectDevice device = openDevice(blk)) {
+                LOG.info("opened " + image + (device.isReadOnly() ? " read-only" : "") + ", IO engine "
+                        + device.engineName() + (blk ? ", mounting as fuseblk" : ""));
                 CoherentFs fs = openEngine(device, registry);
                 try (MetricsEndpoints endpoints = new MetricsEndpoints(registry, "# coherentfs image=" + image
                         + " mountpoint=" + mp + " pid=" + ProcessHandle.current().pid() + "\n", fs::remount)) {

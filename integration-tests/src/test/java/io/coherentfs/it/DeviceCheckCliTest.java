@@ -44,7 +44,7 @@ class DeviceCheckCliTest {
                 .containsPattern("IO engine:       (io_uring|thread-pool)")
                 .contains("O_DIRECT:        in effect")
                 .contains("round trip:      wrote, read back").contains(": OK");
-        assertThat(r.stderr()).as("the log names the engine").contains("IO engine:");
+        assertThat(r.stderr()).as("no log noise on a working machine").isEmpty();
         assertThat(Arrays.equals(Files.readAllBytes(img), content)).as("image unchanged").isTrue();
     }
 

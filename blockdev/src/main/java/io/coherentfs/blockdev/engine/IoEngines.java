@@ -31,8 +31,9 @@ public final class IoEngines {
         };
     }
 
+    /** Debug level: every command opens a device, and its output is no place for this line. */
     private static IoEngine logged(IoEngine engine, String how) {
-        LOG.log(Level.INFO, "IO engine: {0} ({1})", engine.name(), how);
+        LOG.log(Level.DEBUG, "IO engine: {0} ({1})", engine.name(), how);
         return engine;
     }
 }
