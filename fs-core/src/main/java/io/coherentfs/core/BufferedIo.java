@@ -32,7 +32,9 @@ import java.util.concurrent.atomic.LongAdder;
  * and the truncate/punch helpers; the fault paths hold none. This class takes the mapping's
  * invalidate lock (exclusive in {@link #releaseDelalloc} and the truncate helpers, shared in
  * faults), the add lock's ADD side around every page-cache add and the fill that follows it
- * (mechanism M3), folio locks one at a time in ascending index order, and the tree lock
+ * (mechanism M3), folio locks in ascending index order (a read-around run also takes the
+ * folios below its first one, but only new ones, whose locks nobody else can hold: see
+ * {@link FolioMapping#createIfAbsent}), and the tree lock
  * (through {@code CoherentFs.look}) under a folio lock, never the other way round.
  *
  * <h2>Delayed allocation</h2>
@@ -59,6 +61,8 @@ final class BufferedIo {
     static final int WRITE_CHUNK_PAGES = 256;
     static final int READAHEAD_MIN_PAGES = 4;
     static final int READAHEAD_MAX_PAGES = 256;
+    /** The cluster a random miss reads around while the cache has room (128 KiB). */
+    static final int READ_AROUND_PAGES = 32;
 
     /** Where a buffered write's bytes come from. */
     interface Source {
@@ -196,25 +200,51 @@ final class BufferedIo {
 
     /**
      * A read missed at {@code index}: adds and fills a readahead window of folios starting there
-     * and returns the first, locked and uptodate. The window doubles while misses come in
-     * sequence (at the end of the previous window) and starts small otherwise.
+     * and returns the folio at {@code index}, locked and uptodate. The window doubles while misses
+     * come in sequence (at the end of the previous window) and starts small otherwise.
+     *
+     * <p>A miss out of sequence while the cache is less than half full also reads around: the
+     * absent pages of its {@link #READ_AROUND_PAGES}-aligned cluster before {@code index} join the
+     * run. One larger read costs about what a 4 KiB one does on flash, and pages that would
+     * otherwise each cost a device read later arrive with it; with the cache half full the
+     * pages could push out others, so random reads then read only what they need (as Linux's
+     * fault-around, which maps around a fault only from pages it has). Behind FUSE this matters
+     * most: the kernel caches what it reads, but every first touch of a page is a round trip to
+     * here, and random reads of a file cached nowhere else would each wait for the device.
      */
     private Folio readMiss(LiveInode li, FolioMapping m, long index, long lastIndexWanted) throws IOException {
         // The readahead state is a heuristic: racing readers may overwrite each other's; harmless.
-        int window = index == li.readaheadNext ? Math.min(li.readaheadWindow * 2, READAHEAD_MAX_PAGES)
-                : READAHEAD_MIN_PAGES;
+        boolean sequential = index == li.readaheadNext;
+        int window = sequential ? Math.min(li.readaheadWindow * 2, READAHEAD_MAX_PAGES) : READAHEAD_MIN_PAGES;
+        long from = index;
+        if (!sequential && cache.totalBytes() < cache.budgetBytes() / 2) {
+            long cluster = index & -READ_AROUND_PAGES;
+            window = Math.max(window, (int) (cluster + READ_AROUND_PAGES - index));
+            from = cluster;
+        }
         window = (int) Math.min(READAHEAD_MAX_PAGES, Math.max(window, lastIndexWanted - index + 1));
         long eofPages = (li.size + PAGE - 1) >>> SHIFT;
         window = (int) Math.max(1, Math.min(window, eofPages - index));
         li.readaheadNext = index + window;
         li.readaheadWindow = window;
-        List<Folio> fresh = new ArrayList<>(window);
+        List<Folio> fresh = new ArrayList<>(window + (int) (index - from));
+        Folio first;
         lockAdd(m);
         try {
-            Folio first = m.getOrCreate(index);
+            first = m.getOrCreate(index);
             if (first.isUptodate()) {
                 return first; // another reader filled it meanwhile
             }
+            // Read-around: absent pages just before index, nearest first, until one is present.
+            // Created without waiting (we hold a higher folio's lock), then in index order.
+            for (long i = index - 1; i >= from; i--) {
+                Folio f = m.createIfAbsent(i);
+                if (f == null) {
+                    break;
+                }
+                fresh.add(f);
+            }
+            java.util.Collections.reverse(fresh);
             fresh.add(first);
             for (int i = 1; i < window; i++) {
                 if (m.get(index + i) != null) {
@@ -232,10 +262,12 @@ final class BufferedIo {
             unlockAdd(m);
         }
         readaheadPages.add(fresh.size() - 1);
-        for (int i = 1; i < fresh.size(); i++) {
-            fresh.get(i).unlock();
+        for (Folio f : fresh) {
+            if (f != first) {
+                f.unlock();
+            }
         }
-        return fresh.getFirst();
+        return first;
     }
 
     /**

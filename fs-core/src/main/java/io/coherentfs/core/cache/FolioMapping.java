@@ -148,6 +148,26 @@ public final class FolioMapping {
     }
 
     /**
+     * A new folio at {@code index}, locked and not uptodate, or null when one is cached already.
+     * Never waits for a folio lock, so it may be called holding locks of folios at higher
+     * indices (read-around extends a run downwards). Call with the ADD side held.
+     */
+    public Folio createIfAbsent(long index) {
+        if (index < 0 || pages.get(index) != null) {
+            return null;
+        }
+        Folio fresh = new Folio(this, index, cache.allocatePage());
+        racePoints.hit(RACE_BEFORE_INSERT);
+        if (pages.putIfAbsent(index, fresh) != null) {
+            fresh.buffer().close();
+            return null;
+        }
+        nrpages.incrementAndGet();
+        cache.addTotal(Folio.PAGE_SIZE);
+        return fresh;
+    }
+
+    /**
      * Removes the folio at {@code index} if it is clean, unlocked and not under writeback
      * (invalidate_inode_page). Its buffer goes back to the pool.
      *
