@@ -37,8 +37,10 @@ public final class LinuxSyscalls {
     public static final int O_RDWR = 2;
     public static final int O_CREAT = 0x40;
     public static final int O_EXCL = 0x80;
+    public static final int O_TRUNC = 0x200;
     public static final int O_DSYNC = 0x1000;
     public static final int O_DIRECT = 0x4000;
+    public static final int O_DIRECTORY = 0x10000;
     public static final int O_CLOEXEC = 0x80000;
 
     // fcntl(2), flock(2), fallocate(2), mmap(2).
@@ -48,6 +50,10 @@ public final class LinuxSyscalls {
     public static final int LOCK_UN = 8;
     public static final int FALLOC_FL_KEEP_SIZE = 1;
     public static final int FALLOC_FL_PUNCH_HOLE = 2;
+    public static final int FALLOC_FL_ZERO_RANGE = 0x10;
+    public static final int MS_ASYNC = 1;
+    public static final int MS_INVALIDATE = 2;
+    public static final int MS_SYNC = 4;
     public static final long MS_RDONLY = 1;
     public static final long MS_NOSUID = 2;
     public static final long MS_NODEV = 4;
@@ -126,6 +132,8 @@ public final class LinuxSyscalls {
             FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG));
     private static final MethodHandle MUNMAP = downcall("munmap",
             FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG));
+    private static final MethodHandle MSYNC = downcall("msync",
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT));
     private static final MethodHandle MOUNT = downcall("mount",
             FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS));
     private static final MethodHandle SYSCALL = downcall("syscall",
@@ -376,6 +384,12 @@ public final class LinuxSyscalls {
     /** flock(2); with LOCK_NB a held lock fails with EWOULDBLOCK (EAGAIN). */
     public static void flock(int fd, int operation) throws ErrnoException {
         checked("flock", true, () -> "fd " + fd, c -> (int) FLOCK.invokeExact(c, fd, operation));
+    }
+
+    /** msync(2) of {@code length} bytes from the start of {@code mapping} (page-aligned). */
+    public static void msync(MemorySegment mapping, long length, int flags) throws ErrnoException {
+        checked("msync", true, () -> "length " + length + ", flags " + flags,
+                c -> (int) MSYNC.invokeExact(c, mapping, length, flags));
     }
 
     /**
