@@ -44,7 +44,9 @@ import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
@@ -170,6 +172,12 @@ public final class CoherentFs implements Vfs {
     private final Atime atime;
     private final ReentrantReadWriteLock treeLock = new ReentrantReadWriteLock();
     private final ConcurrentHashMap<Long, LiveInode> live = new ConcurrentHashMap<>();
+    /**
+     * Inodes kept in {@link #live} though nothing uses them (see {@link #keepUnused}), least
+     * recently released first. Its own monitor; never held while taking another lock.
+     */
+    private final LinkedHashMap<Long, LiveInode> unused = new LinkedHashMap<>(64, 0.75f, true);
+    static final int UNUSED_INODES_CACHED = 512;
     private final ConcurrentHashMap<Long, OpenFile> openFiles = new ConcurrentHashMap<>();
     private final AtomicLong nextFileId = new AtomicLong(1);
     private volatile boolean closed;
@@ -344,9 +352,11 @@ public final class CoherentFs implements Vfs {
         }
     }
 
-    private void requireSpace(long blocks) throws ErrnoException {
-        if (meta.allocator().statfs().availableBlocks() < blocks) {
-            throw new ErrnoException.NoSpaceException("vfs", "no room for the metadata this change needs");
+    private void requireSpace(long blocks) throws IOException {
+        while (meta.allocator().statfs().availableBlocks() < blocks) {
+            if (!retryAfterCheckpoint()) {
+                throw new ErrnoException.NoSpaceException("vfs", "no room for the " + blocks + " blocks this change needs");
+            }
         }
     }
 
@@ -928,7 +938,7 @@ public final class CoherentFs implements Vfs {
         }
         boolean exchange = (flags & RENAME_EXCHANGE) != 0;
         long[] replaced = {0};
-        change(NAMESPACE_CREDITS, op -> {
+        change(NAMESPACE_CREDITS, MetaStore.Space.REARRANGES, op -> {
             BTree inodes = inodes(op);
             BTree dirents = trees.dirents(op, op);
             InodeRecord from = directory(inodes, parent, "rename");
@@ -1616,10 +1626,18 @@ public final class CoherentFs implements Vfs {
     @Override
     public StatFs statfs() throws IOException {
         checkOpen();
+        // As ext4: blocks promised to delayed allocations count as used (df shows data written
+        // but not yet allocated); blocks freed by a transaction not yet checkpointed count as
+        // free and available (an allocation that needs them checkpoints first, see
+        // retryAfterCheckpoint), so space comes back as soon as a file is deleted; the emergency
+        // reserve is free but not available, like ext4's blocks reserved for root.
         io.coherentfs.core.alloc.StatFs s = meta.allocator().statfs();
+        long emergency = Math.min(meta.emergencyBlocks(), s.reservedBlocks());
+        long available = Math.max(0, s.freeBlocks() - s.reservedBlocks());
+        long free = available + emergency;
         long inodesUsed = meta.superblock().nextInode();
-        long inodeRoom = Math.max(s.availableBlocks() * 8, 0);
-        return new StatFs(BLOCK, s.totalBlocks(), s.freeBlocks(), s.availableBlocks(), inodesUsed + inodeRoom,
+        long inodeRoom = Math.max(available * 8, 0);
+        return new StatFs(BLOCK, s.totalBlocks(), free, available, inodesUsed + inodeRoom,
                 inodeRoom, DirentCodec.NAME_MAX);
     }
 
@@ -1672,10 +1690,8 @@ public final class CoherentFs implements Vfs {
     // ---- eviction ------------------------------------------------------------------------------
 
     /**
-     * Called when a reference to {@code ino} went: once nothing uses the inode, writes back and
-     * drops its cached pages (or, for an orphan, just drops them and frees the inode) and forgets
-     * its LiveInode. Holds the inode's rwsem exclusive throughout, so nobody can use the mapping
-     * being torn down; see {@link LiveInode} for the protocol.
+     * Called when a reference to {@code ino} went. Once nothing uses the inode: an orphan is
+     * evicted and freed at once; a named inode is kept cached ({@link #keepUnused}).
      */
     private void evictIfUnused(long ino, LiveInode li) throws IOException {
         if (li == null) {
@@ -1685,6 +1701,50 @@ public final class CoherentFs implements Vfs {
             }
             return;
         }
+        synchronized (li) {
+            if (li.dead || li.lookups != 0 || li.opens != 0) {
+                return;
+            }
+        }
+        InodeRecord r = recordOrNull(ino);
+        boolean orphan = r == null || (r.nlink() == 0 && (r.flags() & InodeRecord.FLAG_ORPHAN) != 0);
+        if (!orphan && !closed) {
+            keepUnused(ino, li);
+            return;
+        }
+        evictNow(ino, li);
+    }
+
+    /**
+     * An inode nothing uses any more but that still has a name stays cached, with its pages,
+     * dirty ones included, as the kernel's inode cache keeps it after the last close: the
+     * flusher writes its data back in its own time and the page cache's policy reclaims its
+     * clean pages, instead of a synchronous write-back of everything at every last close (which
+     * through FUSE, where lookups are never held, was every close). Beyond
+     * {@link #UNUSED_INODES_CACHED} the least recently released are evicted.
+     */
+    private void keepUnused(long ino, LiveInode li) throws IOException {
+        List<Map.Entry<Long, LiveInode>> over = new ArrayList<>();
+        synchronized (unused) {
+            unused.put(ino, li);
+            while (unused.size() > UNUSED_INODES_CACHED) {
+                Map.Entry<Long, LiveInode> eldest = unused.entrySet().iterator().next();
+                unused.remove(eldest.getKey());
+                over.add(eldest);
+            }
+        }
+        for (Map.Entry<Long, LiveInode> e : over) {
+            evictNow(e.getKey(), e.getValue()); // a no-op for one that is in use again
+        }
+    }
+
+    /**
+     * Evicts {@code li} if it is still unused: writes back and drops its cached pages (or, for an
+     * orphan, just drops them and frees the inode) and forgets it. Holds the inode's rwsem
+     * exclusive throughout, so nobody can use the mapping being torn down; see
+     * {@link LiveInode} for the protocol.
+     */
+    private void evictNow(long ino, LiveInode li) throws IOException {
         li.rwsem.writeLock().lock();
         try {
             synchronized (li) {
@@ -1706,6 +1766,9 @@ public final class CoherentFs implements Vfs {
                 }
             } finally {
                 live.remove(ino, li);
+                synchronized (unused) {
+                    unused.remove(ino, li);
+                }
             }
         } finally {
             li.rwsem.writeLock().unlock();

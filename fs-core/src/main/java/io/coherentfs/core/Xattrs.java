@@ -23,7 +23,10 @@ import java.util.List;
 
 /**
  * Extended attributes ({@link XattrCodec} has the format). Namespaces user., trusted., security.
- * and system. are stored; others are EOPNOTSUPP. Limits as Linux states them: a name longer than
+ * and system. are stored; others are EOPNOTSUPP, and so are the POSIX ACLs
+ * ({@code system.posix_acl_access}, {@code system.posix_acl_default}): permissions are the mode
+ * bits alone, as on ext4 mounted noacl, so that {@code cp -a} and friends fall back to chmod
+ * instead of storing an ACL that nothing would enforce and that would not change the mode. Limits as Linux states them: a name longer than
  * 255 bytes is ERANGE, a value longer than 64 KiB E2BIG (the VFS limit), and a value that does not
  * fit this filesystem's one block ENOSPC (as ext4 without ea_inode). Values longer than
  * {@link XattrCodec#INLINE_MAX} bytes live in a data block of their own, written before the
@@ -56,6 +59,10 @@ final class Xattrs {
         if (ns == null || s.length() == ns.length()) {
             throw new ErrnoException.NotSupportedException(Errno.EOPNOTSUPP.code(), call,
                     "attribute name '" + s + "' has no supported namespace (user., trusted., security., system.)");
+        }
+        if (s.equals("system.posix_acl_access") || s.equals("system.posix_acl_default")) {
+            throw new ErrnoException.NotSupportedException(Errno.EOPNOTSUPP.code(), call,
+                    "POSIX ACLs are not supported: permissions are the mode bits");
         }
         if (ns.equals("user.") && r != null && !r.isRegular() && !r.isDirectory()) {
             throw ErrnoException.of(Errno.EPERM.code(), call, "user.* attributes only on files and directories");

@@ -77,7 +77,20 @@ public final class MetaStore implements AutoCloseable {
         /** Creates or grows: reserves {@link #METADATA_RESERVE} blocks up front, ENOSPC when it cannot. */
         CONSUMES,
         /** Removes or shrinks: draws tree nodes from the emergency reserve, so it works on a full filesystem. */
-        FREES
+        FREES,
+        /**
+         * Moves what exists (rename): reserves as {@link #CONSUMES} while there is space, and
+         * draws on the emergency reserve when the filesystem is full. Its needs are a few tree
+         * nodes at most, and it must work on a full filesystem: libfuse 2 turns the unlink of a
+         * file still open (its release arrives after the unlink) into a rename to a hidden name.
+         */
+        REARRANGES
+    }
+
+    /** Blocks the emergency reserve holds now (statfs counts them free but not available). */
+    public long emergencyBlocks() {
+        Reservation r = emergency;
+        return r == null ? 0 : r.remaining();
     }
 
     /** Refills the emergency reserve as far as free space allows. */
@@ -262,7 +275,17 @@ public final class MetaStore implements AutoCloseable {
         if (readOnly) {
             throw new ErrnoException.ReadOnlyException("write", "the filesystem is mounted read-only");
         }
-        Reservation own = space == Space.CONSUMES ? allocator.reserve(METADATA_RESERVE) : null;
+        Reservation own = switch (space) {
+            case CONSUMES -> allocator.reserve(METADATA_RESERVE);
+            case FREES -> null;
+            case REARRANGES -> {
+                try {
+                    yield allocator.reserve(METADATA_RESERVE);
+                } catch (ErrnoException.NoSpaceException full) {
+                    yield null;
+                }
+            }
+        };
         try {
             return new MetaOp(this, journal.begin(Math.min(credits, journal.maxTransactionBlocks())),
                     own != null ? own : emergency, own != null);

@@ -145,6 +145,9 @@ class FileSpaceAndXattrTest {
     void xattrLimitsAndNamespacesAreChecked() throws Exception {
         assertThat(errno(() -> fs.setxattr(ino, n("user." + "a".repeat(251)), n("v"), 0))).isEqualTo(ERANGE);
         assertThat(errno(() -> fs.setxattr(ino, n("bogus.x"), n("v"), 0))).isEqualTo(EOPNOTSUPP);
+        // no POSIX ACLs (cp -a then keeps the mode with chmod)
+        assertThat(errno(() -> fs.setxattr(ino, n("system.posix_acl_access"), new byte[28], 0))).isEqualTo(EOPNOTSUPP);
+        assertThat(errno(() -> fs.getxattr(ino, n("system.posix_acl_default")))).isEqualTo(EOPNOTSUPP);
         assertThat(errno(() -> fs.setxattr(ino, n("user.big"), new byte[5000], 0))).isEqualTo(ENOSPC);
         assertThat(errno(() -> fs.setxattr(ino, n("user.huge"), new byte[70000], 0))).isEqualTo(E2BIG);
         long link = fs.symlink(Vfs.ROOT, n("l"), n("f"), Caller.ROOT).ino();
