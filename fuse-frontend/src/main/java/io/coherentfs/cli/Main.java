@@ -13,7 +13,7 @@ public final class Main {
     /** Runs the command line and returns the exit status, without exiting (for tests). */
     public static int run(String... args) {
         args = mountFuseForm(args);
-        CommandLine cli = new CommandLine(new CoherentfsCommand());
+        CommandLine cli = CoherentfsCommand.commandLine(args);
         cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
             // One clear line for the user; the stack trace only on request.
             commandLine.getErr().println("coherentfs: " + (e.getMessage() == null ? e.toString() : e.getMessage()));
@@ -31,7 +31,7 @@ public final class Main {
      */
     static String[] mountFuseForm(String[] args) {
         if (args.length >= 2 && !args[0].startsWith("-") && !args[1].startsWith("-")
-                && !new CommandLine(new CoherentfsCommand()).getSubcommands().containsKey(args[0])) {
+                && !CoherentfsCommand.SUBCOMMANDS.containsKey(args[0])) {
             String[] out = new String[args.length + 1];
             out[0] = "mount";
             System.arraycopy(args, 0, out, 1, args.length);
