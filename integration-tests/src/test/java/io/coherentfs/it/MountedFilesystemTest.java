@@ -42,14 +42,9 @@ class MountedFilesystemTest {
 
     @AfterAll
     static void unmountAndCheck() throws Exception {
-        if (fs == null) {
-            return;
+        if (fs != null) {
+            fs.unmountAndCheckClean();
         }
-        boolean mounted = fs.isMounted();
-        fs.close();
-        assertThat(mounted).as("still mounted after the tests" + fs.logText()).isTrue();
-        Launcher.Outcome r = fs.fsck();
-        assertThat(r.exitCode()).as("fsck -n after unmount: %s%s", r.stdout(), r.stderr()).isZero();
     }
 
     private static Path dir(String name) throws Exception {

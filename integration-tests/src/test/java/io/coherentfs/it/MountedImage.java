@@ -95,6 +95,15 @@ final class MountedImage implements AutoCloseable {
         }
     }
 
+    /** For a mount shared by a test class: it must still be mounted; unmount, then fsck -n must be clean. */
+    void unmountAndCheckClean() throws Exception {
+        boolean mounted = isMounted();
+        close();
+        assertThat(mounted).as("still mounted after the tests" + logText()).isTrue();
+        Launcher.Outcome r = fsck();
+        assertThat(r.exitCode()).as("fsck -n after unmount: %s%s", r.stdout(), r.stderr()).isZero();
+    }
+
     Launcher.Outcome fsck() throws Exception {
         return Launcher.run("fsck", "-n", image.toString());
     }
