@@ -27,12 +27,13 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * leaf lock.
  *
  * <h2>Life</h2>
- * A LiveInode lives in {@code CoherentFs.live} while the inode has lookups, open files, or
- * cached pages being used. Eviction ({@code CoherentFs.evictIfUnused}) takes {@link #rwsem}
- * exclusive, marks it {@link #dead} under the monitor when unused, writes back and drops its
- * pages, and removes it from the table before releasing {@code rwsem}; whoever then finds it dead
- * looks it up again and gets a fresh one that reads everything from disk. So at most one live
- * mapping per inode ever holds pages.
+ * A LiveInode lives in {@code CoherentFs.live} while the inode has lookups or open files, and
+ * afterwards too while it keeps a name: up to {@code CoherentFs.UNUSED_INODES_CACHED} unused
+ * inodes stay cached with their pages (the kernel's inode cache), an unlinked one goes at once.
+ * Eviction ({@code CoherentFs.evictNow}) takes {@link #rwsem} exclusive, marks it {@link #dead}
+ * under the monitor when unused, writes back and drops its pages, and removes it from the table
+ * before releasing {@code rwsem}; whoever then finds it dead looks it up again and gets a fresh
+ * one that reads everything from disk. So at most one live mapping per inode ever holds pages.
  *
  * <h2>Size</h2>
  * {@link #size} is i_size: what stat and reads see. The inode record's size is the <em>disk
