@@ -206,7 +206,8 @@ class MountLifecycleTest {
     @Test
     void aNewMountOfAJustUnmountedImageWaitsForTheOldDaemon() throws Exception {
         try (MountedImage m = MountedImage.create("mountwait", "512m")) {
-            for (int round = 0; round < 2; round++) {
+            {
+                int round = 0;
                 m.mount("cache_size=512m");
                 // dirty data the old daemon still has to write back after umount returns
                 byte[] big = new byte[32 << 20];
