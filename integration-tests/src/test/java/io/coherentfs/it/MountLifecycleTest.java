@@ -206,21 +206,18 @@ class MountLifecycleTest {
     @Test
     void aNewMountOfAJustUnmountedImageWaitsForTheOldDaemon() throws Exception {
         try (MountedImage m = MountedImage.create("mountwait", "512m")) {
-            {
-                int round = 0;
-                m.mount("cache_size=512m");
-                // dirty data the old daemon still has to write back after umount returns
-                byte[] big = new byte[32 << 20];
-                new Random(round).nextBytes(big);
-                Files.write(m.mountpoint.resolve("big" + round), big);
-                String sum = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(big));
-                MountedImage.Outcome u = MountedImage.run("umount", m.mountpoint.toString());
-                assertThat(u.exit()).as(u.output()).isZero();
-                m.mount(); // at once: it waits for the old daemon's lock rather than refusing
-                assertThat(HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256")
-                        .digest(Files.readAllBytes(m.mountpoint.resolve("big" + round))))).isEqualTo(sum);
-                m.unmount();
-            }
+            m.mount("cache_size=512m");
+            // dirty data the old daemon still has to write back after umount returns
+            byte[] big = new byte[32 << 20];
+            new Random(7).nextBytes(big);
+            Files.write(m.mountpoint.resolve("big"), big);
+            String sum = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(big));
+            MountedImage.Outcome u = MountedImage.run("umount", m.mountpoint.toString());
+            assertThat(u.exit()).as(u.output()).isZero();
+            m.mount(); // at once: it waits for the old daemon's lock rather than refusing
+            assertThat(HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256")
+                    .digest(Files.readAllBytes(m.mountpoint.resolve("big"))))).isEqualTo(sum);
+            m.unmount();
             assertFsckClean(m);
         }
     }
