@@ -36,7 +36,17 @@ class DirectIoErrorTest {
             rig.fs.fsync(b, false);
             byte[] model = Arrays.copyOf(old, 16 * PAGE);
             rig.readBuffered(b, 0, 16 * PAGE); // cached: completions have work to defer
-            rig.race.arm("dio-write.before-submit", () -> rig.faulty.failNthIo(1));
+            rig.race.arm("dio-write.before-submit", () -> {
+                // The next IO must be this write's: let the journal finish a commit it may have
+                // in flight (the allocation of a hole's unwritten extent) first, or its flush
+                // takes the fault and aborts the journal instead.
+                try {
+                    rig.fs.meta().commit();
+                } catch (java.io.IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                }
+                rig.faulty.failNthIo(1);
+            });
             long[] offsets = {PAGE, 10L * PAGE};
             for (long at : offsets) {
                 for (boolean aio : new boolean[] {false, true}) {
