@@ -1101,8 +1101,8 @@ public final class CoherentFs implements Vfs {
     /**
      * Changes a regular file's size. Shrinking zeroes the new last page's tail through the cache,
      * drops the cached pages and delayed blocks past it and frees the blocks; extending zeroes the
-     * old last page's tail and writes it back before the new size is committed, so the gap reads
-     * as zeros after a crash too.
+     * old last page's tail and writes back every page from the disk size to it before the new size
+     * is committed, so after a crash the gap reads as zeros and nothing older shows below it.
      */
     void truncate(long ino, long size) throws IOException {
         if (size < 0) {
@@ -1125,7 +1125,11 @@ public final class CoherentFs implements Vfs {
             } else if (size > old) {
                 trimPastEof(li);
                 buffered.zeroAfterEof(li, old);
-                writeback.writeback(li, old / BLOCK, old / BLOCK + 1);
+                // Everything between the disk size and the new size must be on disk before the
+                // new size is: the page at the disk size may hold, on disk, bytes from before an
+                // earlier truncate whose zeroing is still only in the cache (the crash test saw
+                // such stale bytes appear after a truncate up over writes not yet written back).
+                writeback.writeback(li, Math.min(li.diskSize, old) / BLOCK, old / BLOCK + 1);
                 li.size = size;
             }
             saveSize(li, size, true);
