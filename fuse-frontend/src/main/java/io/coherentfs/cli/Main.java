@@ -7,7 +7,9 @@ public final class Main {
     private Main() {}
 
     public static void main(String[] args) {
-        System.exit(run(args));
+        int status = run(args);
+        DaemonStatus.report("exit " + status); // when bin/coherentfs waits on a status pipe
+        System.exit(status);
     }
 
     /** Runs the command line and returns the exit status, without exiting (for tests). */

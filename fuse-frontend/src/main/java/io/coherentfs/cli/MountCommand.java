@@ -27,9 +27,11 @@ import picocli.CommandLine.Spec;
  * {@code coherentfs mount IMAGE|DEVICE MOUNTPOINT [-o OPTIONS] [-f]}; also what mount.fuse runs
  * ({@code coherentfs IMAGE DIR -o OPTIONS}, see {@link Main}).
  *
- * <p>Without {@code -f} it daemonizes as FUSE filesystems do: the JVM cannot fork, so it starts
- * itself again in the foreground mode as a detached child ({@code setsid}, stdin from /dev/null,
- * stdout and stderr appended to the log file) and returns 0 once the mount shows up in
+ * <p>Without {@code -f} it daemonizes as FUSE filesystems do. The JVM cannot fork: bin/coherentfs
+ * starts it in a session of its own and this JVM becomes the daemon, reporting through a status
+ * pipe ({@link #becomeDaemon}, {@link DaemonStatus}); run any other way, it starts itself again
+ * in the foreground mode as a detached child ({@code setsid}, stdin from /dev/null, stdout and
+ * stderr appended to the log file) and returns 0 once the mount shows up in
  * /proc/self/mountinfo, or 1 with the child's own error line when the child exits first.
  * Exit status: 0 mounted (or, with -f, unmounted cleanly), 1 refused or failed, 2 usage error
  * (an unknown option is named).
@@ -79,7 +81,66 @@ public final class MountCommand implements Callable<Integer> {
             new Daemon(image, mountpoint, mo).run();
             return 0;
         }
+        if (DaemonStatus.expected()) {
+            return becomeDaemon(mo);
+        }
         return daemonize(mo, err);
+    }
+
+    /**
+     * bin/coherentfs started this JVM in a session of its own to be the daemon, and waits on a
+     * status pipe ({@link DaemonStatus}). The checks that need no lock fail on the user's terminal
+     * as usual; then our output goes to the log, a watcher reports {@code ok} once the mount shows
+     * up in mountinfo, and a failure before that is reported through the pipe.
+     */
+    private int becomeDaemon(MountOptions mo) throws IOException {
+        Path real = Daemon.checkMountpoint(mountpoint, mo);
+        Daemon.checkImage(image);
+        DaemonStatus.redirectOutput(logFile(mo));
+        Thread.ofPlatform().daemon(true).name("mount-ready").start(() -> reportWhenMounted(real, mo));
+        try {
+            new Daemon(image, mountpoint, mo).run();
+            return 0;
+        } catch (IOException | RuntimeException e) {
+            String line = "coherentfs: " + (e.getMessage() == null ? e.toString() : e.getMessage());
+            System.err.println(line);
+            if (Boolean.getBoolean("coherentfs.debug")) {
+                e.printStackTrace();
+            }
+            DaemonStatus.report(line, "exit 1");
+            return 1;
+        }
+    }
+
+    private static void reportWhenMounted(Path real, MountOptions mo) {
+        try {
+            while (DaemonStatus.expected()) {
+                if (mountedHere(real, mo)) {
+                    DaemonStatus.report("ok");
+                    return;
+                }
+                Thread.sleep(5); // waiting on the kernel's mount table: nothing to wake us
+            }
+        } catch (IOException e) {
+            DaemonStatus.report("coherentfs: cannot read the mount table: " + e.getMessage(), "exit 1");
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /** Whether our mount (fuse.SUBTYPE, or fuseblk.SUBTYPE on a block device) is on {@code real}. */
+    private static boolean mountedHere(Path real, MountOptions mo) throws IOException {
+        var at = Mounts.at(real);
+        return at.isPresent() && (at.get().fstype().equals("fuse." + mo.subtype())
+                || at.get().fstype().equals("fuseblk." + mo.subtype()));
+    }
+
+    private Path logFile(MountOptions mo) throws IOException {
+        Path log = mo.logFile() != null ? mo.logFile() : Daemon.defaultLog(image);
+        if (log.getParent() != null) {
+            Files.createDirectories(log.getParent());
+        }
+        return log;
     }
 
     /**
@@ -124,10 +185,7 @@ public final class MountCommand implements Callable<Integer> {
     private int daemonize(MountOptions mo, PrintWriter err) throws IOException, InterruptedException {
         Path real = Daemon.checkMountpoint(mountpoint, mo);
         Daemon.checkImage(image);
-        Path log = mo.logFile() != null ? mo.logFile() : Daemon.defaultLog(image);
-        if (log.getParent() != null) {
-            Files.createDirectories(log.getParent());
-        }
+        Path log = logFile(mo);
         long logStart = Files.exists(log) ? Files.size(log) : 0;
 
         List<String> cmd = new ArrayList<>();
@@ -145,13 +203,9 @@ public final class MountCommand implements Callable<Integer> {
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
                 .redirectErrorStream(true)
                 .start();
-        // fuseblk when the daemon mounts a block device so (see Daemon.fuseblk)
-        String type = "fuse." + mo.subtype();
-        String blkType = "fuseblk." + mo.subtype();
         long deadline = System.nanoTime() + MOUNT_DEADLINE_NANOS;
         while (true) {
-            var at = Mounts.at(real);
-            if (at.isPresent() && (at.get().fstype().equals(type) || at.get().fstype().equals(blkType))) {
+            if (mountedHere(real, mo)) {
                 return 0;
             }
             if (!child.isAlive()) {

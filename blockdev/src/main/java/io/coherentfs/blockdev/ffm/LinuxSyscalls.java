@@ -34,10 +34,12 @@ import java.util.List;
 public final class LinuxSyscalls {
     // open(2) flags.
     public static final int O_RDONLY = 0;
+    public static final int O_WRONLY = 1;
     public static final int O_RDWR = 2;
     public static final int O_CREAT = 0x40;
     public static final int O_EXCL = 0x80;
     public static final int O_TRUNC = 0x200;
+    public static final int O_APPEND = 0x400;
     public static final int O_DSYNC = 0x1000;
     public static final int O_DIRECT = 0x4000;
     public static final int O_DIRECTORY = 0x10000;
@@ -126,6 +128,7 @@ public final class LinuxSyscalls {
     private static final MethodHandle FALLOCATE = downcall("fallocate",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG));
     private static final MethodHandle FLOCK = downcall("flock", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+    private static final MethodHandle DUP2 = downcall("dup2", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
     private static final MethodHandle FTRUNCATE = downcall("ftruncate",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG));
     private static final MethodHandle MMAP = downcall("mmap",
@@ -387,6 +390,11 @@ public final class LinuxSyscalls {
     }
 
     /** msync(2) of {@code length} bytes from the start of {@code mapping} (page-aligned). */
+    /** dup2(2): makes {@code newFd} refer to what {@code oldFd} refers to (closing it first). */
+    public static void dup2(int oldFd, int newFd) throws ErrnoException {
+        checked("dup2", true, () -> "fd " + oldFd + " onto " + newFd, c -> (int) DUP2.invokeExact(c, oldFd, newFd));
+    }
+
     public static void msync(MemorySegment mapping, long length, int flags) throws ErrnoException {
         checked("msync", true, () -> "length " + length + ", flags " + flags,
                 c -> (int) MSYNC.invokeExact(c, mapping, length, flags));
