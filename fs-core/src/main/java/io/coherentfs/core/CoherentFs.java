@@ -1124,18 +1124,27 @@ public final class CoherentFs implements Vfs {
                 freeBlocksFrom(ino, keepPages);
             } else if (size > old) {
                 trimPastEof(li);
-                buffered.zeroAfterEof(li, old);
-                // Everything between the disk size and the new size must be on disk before the
-                // new size is: the page at the disk size may hold, on disk, bytes from before an
-                // earlier truncate whose zeroing is still only in the cache (the crash test saw
-                // such stale bytes appear after a truncate up over writes not yet written back).
-                writeback.writeback(li, Math.min(li.diskSize, old) / BLOCK, old / BLOCK + 1);
+                prepareGrowth(li);
                 li.size = size;
             }
             saveSize(li, size, true);
         } finally {
             li.rwsem.writeLock().unlock();
         }
+    }
+
+    /**
+     * Before a larger size can become durable (truncate up, fallocate past the end, an extending
+     * direct write): zeroes the last page's tail past {@code li.size} and writes back every page
+     * from the disk size to it. The page at the disk size may hold, on disk, bytes from before an
+     * earlier truncate whose zeroing is still only in the cache (BufferedCrashTest saw them after
+     * a truncate up, EngineEdgeCasesTest pins the direct-write case; XFS zeroes from the old EOF
+     * likewise, xfs_file_write_zero_eof). Caller holds the rwsem exclusive.
+     */
+    void prepareGrowth(LiveInode li) throws IOException {
+        long old = li.size;
+        buffered.zeroAfterEof(li, old);
+        writeback.writeback(li, Math.min(li.diskSize, old) / BLOCK, old / BLOCK + 1);
     }
 
     /** Commits {@code size} as the inode's disk size (with its pending times), and mtime/ctime now when {@code touch}. */
@@ -1343,6 +1352,7 @@ public final class CoherentFs implements Vfs {
             }
             if (pos + src.size() > li.size) {
                 trimPastEof(li);
+                prepareGrowth(li);
             }
             boolean dsync = (file.flags() & OpenFile.O_DSYNC) != 0;
             return direct.write(li, pos, src, dsync, async);
@@ -1487,8 +1497,7 @@ public final class CoherentFs implements Vfs {
                 long end = offset + length;
                 if (end > oldSize && (mode & FALLOC_FL_KEEP_SIZE) == 0 && offset >= 0 && length > 0) {
                     trimPastEof(li);
-                    buffered.zeroAfterEof(li, oldSize);
-                    writeback.writeback(li, oldSize / BLOCK, oldSize / BLOCK + 1);
+                    prepareGrowth(li);
                 }
                 // Resolve delayed allocations and put cached data on disk, so the device is the
                 // whole truth over the range; punch and zero then drop the range's pages.

@@ -10,6 +10,7 @@ import io.coherentfs.core.vfs.Caller;
 import io.coherentfs.core.vfs.OpenFile;
 import io.coherentfs.core.vfs.SetAttr;
 import io.coherentfs.core.vfs.Vfs;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -85,6 +86,39 @@ class EngineEdgeCasesTest {
             assertThat(fs.read(g, 0, MemorySegment.ofArray(got))).isEqualTo(3510);
             assertThat(Arrays.copyOfRange(got, 1000, 3500)).as("the gap between the old EOF and the write")
                     .containsOnly((byte) 0);
+        }
+    }
+
+    /**
+     * An extending direct write commits a disk size past the pages the cache has not written
+     * back. A truncate down zeroes the new last page's tail in the cache only; if an O_DSYNC
+     * direct write further on then makes the larger size durable and the power goes, the old
+     * bytes past the truncated end come back from the disk. XFS zeroes and writes back from the
+     * old EOF before an extending direct write (xfs_file_write_zero_eof); so must we.
+     */
+    @Test
+    void anExtendingDirectWriteMakesTheGapBeforeItDurableFirst() throws Exception {
+        try (CrashRig rig = new CrashRig("dio-extend-gap", 16L << 20, NO_TIMERS);
+                Arena arena = Arena.ofConfined()) {
+            Vfs fs = rig.fs;
+            Attr a = fs.mknod(Vfs.ROOT, n("f"), 0100644, 0, Caller.ROOT);
+            OpenFile f = fs.open(a.ino(), OpenFile.O_RDWR);
+            fs.write(f, 0, MemorySegment.ofArray(filled(8192, 'a')));
+            fs.fsync(f, false);  // two blocks of 'a' on disk
+            fs.setattr(a.ino(), SetAttr.size(100));  // [100, 4096) zeroed in the cache only
+            OpenFile d = fs.open(a.ino(), OpenFile.O_RDWR | OpenFile.O_DIRECT | OpenFile.O_DSYNC);
+            MemorySegment b = arena.allocate(4096, 4096).fill((byte) 'b');
+            assertThat(fs.write(d, 8192, b)).isEqualTo(4096);  // size 12288, durable before it returns
+            rig.faulty.crash(new Random(3));
+            fs = rig.recover(NO_TIMERS);
+
+            OpenFile g = fs.open(a.ino(), OpenFile.O_RDONLY);
+            byte[] got = new byte[12288];
+            assertThat(fs.read(g, 0, MemorySegment.ofArray(got))).isEqualTo(12288);
+            assertThat(Arrays.copyOfRange(got, 0, 100)).containsOnly((byte) 'a');
+            assertThat(Arrays.copyOfRange(got, 100, 8192)).as("between the truncated end and the direct write")
+                    .containsOnly((byte) 0);
+            assertThat(Arrays.copyOfRange(got, 8192, 12288)).containsOnly((byte) 'b');
         }
     }
 
