@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.coherentfs.blockdev.error.ErrnoException;
+import io.coherentfs.core.dio.DioTestRig;
 import io.coherentfs.core.sync.CoherenceConfig;
 import io.coherentfs.core.sync.CoherenceConfig.Switch;
 import io.coherentfs.core.vfs.MappedView;
@@ -42,7 +43,7 @@ class DelallocPunchRaceTest {
     record Outcome(boolean mappedDataSurvived, double reservedAfterSync, long fileBlocks) {}
 
     private Outcome run(String name, CoherenceConfig coherence) throws Exception {
-        try (RaceRig rig = new RaceRig(name, coherence)) {
+        try (DioTestRig rig = DioTestRig.forRace(name, coherence)) {
             long f = rig.create("f");
             long g = rig.create("g");
             OpenFile ff = rig.open(f);
@@ -102,7 +103,7 @@ class DelallocPunchRaceTest {
     /** "Always punch beyond EOF": a failed extending write leaves no reservation and no size change. */
     @Test
     void aFailedWritePastEofGivesBackItsWholeReservation() throws Exception {
-        try (RaceRig rig = new RaceRig("m4-eof", CoherenceConfig.DEFAULTS)) {
+        try (DioTestRig rig = DioTestRig.forRace("m4-eof", CoherenceConfig.DEFAULTS)) {
             long f = rig.create("f");
             long g = rig.create("g");
             OpenFile ff = rig.open(f);

@@ -1,12 +1,13 @@
 package io.coherentfs.core.race;
 
-import static io.coherentfs.core.race.DioRig.PAGE;
-import static io.coherentfs.core.race.DioRig.async;
-import static io.coherentfs.core.race.DioRig.await;
-import static io.coherentfs.core.race.DioRig.differing;
-import static io.coherentfs.core.race.DioRig.pattern;
+import static io.coherentfs.core.dio.DioTestRig.PAGE;
+import static io.coherentfs.core.dio.DioTestRig.async;
+import static io.coherentfs.core.dio.DioTestRig.await;
+import static io.coherentfs.core.dio.DioTestRig.differing;
+import static io.coherentfs.core.dio.DioTestRig.pattern;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.coherentfs.core.dio.DioTestRig;
 import io.coherentfs.core.sync.CoherenceConfig;
 import io.coherentfs.core.sync.CoherenceConfig.Switch;
 import io.coherentfs.core.sync.TwoStateSharedLock;
@@ -64,7 +65,7 @@ class DioAioCompletionRaceTest {
             long inline, long deferred, long invalidatedAfterSubmit) {}
 
     private Outcome run(String name, CoherenceConfig coherence, boolean aio) throws Exception {
-        try (DioRig rig = new DioRig(name, coherence)) {
+        try (DioTestRig rig = DioTestRig.forRace(name, coherence)) {
             long ino = rig.create("f");
             OpenFile buffered = rig.open(ino);
             OpenFile direct = rig.openDirect(ino);

@@ -1,13 +1,14 @@
 package io.coherentfs.core.race;
 
-import static io.coherentfs.core.race.DioRig.PAGE;
-import static io.coherentfs.core.race.DioRig.async;
-import static io.coherentfs.core.race.DioRig.differing;
-import static io.coherentfs.core.race.DioRig.pattern;
+import static io.coherentfs.core.dio.DioTestRig.PAGE;
+import static io.coherentfs.core.dio.DioTestRig.async;
+import static io.coherentfs.core.dio.DioTestRig.differing;
+import static io.coherentfs.core.dio.DioTestRig.pattern;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.coherentfs.blockdev.error.ErrnoException;
+import io.coherentfs.core.dio.DioTestRig;
 import io.coherentfs.core.sync.CoherenceConfig;
 import io.coherentfs.core.sync.CoherenceConfig.Switch;
 import io.coherentfs.core.sync.FaultGuard;
@@ -46,13 +47,13 @@ class DioFaultRecursionTest {
 
     /** Two files with direct-written (uncached) contents and their model. */
     static final class Pair implements AutoCloseable {
-        final DioRig rig;
+        final DioTestRig rig;
         final long lo, hi;
         final OpenFile loBuf, hiBuf, loDio, hiDio;
         final MappedView loView, hiView;
         final byte[] loModel = pattern(11, FILE), hiModel = pattern(12, FILE);
 
-        Pair(DioRig rig) throws Exception {
+        Pair(DioTestRig rig) throws Exception {
             this.rig = rig;
             lo = rig.create("lo");
             hi = rig.create("hi");
@@ -129,7 +130,7 @@ class DioFaultRecursionTest {
 
     /** Pages 4-7 of {@code lo} from a view of its pages 5-8 (overlapping) or 40-43 (not). */
     private Outcome sameFile(String name, CoherenceConfig coherence, boolean overlapping, boolean aio) throws Exception {
-        try (DioRig rig = new DioRig(name, coherence); Pair p = new Pair(rig)) {
+        try (DioTestRig rig = DioTestRig.forRace(name, coherence); Pair p = new Pair(rig)) {
             p.viewWrite(false, 4, false, overlapping ? 5 : 40, 4, aio);
             int stale = p.staleBuffered(false, 0, PAGES);
             return new Outcome(stale, p.wrongOnDevice(false), rig.counter("coherentfs.dio.recursion.detections"),
@@ -174,7 +175,7 @@ class DioFaultRecursionTest {
     /** A view of the other file, in both lock orders, sync and AIO, no contention. */
     @Test
     void directWritesFromAViewOfTheOtherFileInBothOrders() throws Exception {
-        try (DioRig rig = new DioRig("s3-other", CoherenceConfig.DEFAULTS); Pair p = new Pair(rig)) {
+        try (DioTestRig rig = DioTestRig.forRace("s3-other", CoherenceConfig.DEFAULTS); Pair p = new Pair(rig)) {
             for (boolean aio : new boolean[] {false, true}) {
                 int base = aio ? 32 : 0;
                 p.viewWrite(true, base, false, base + 8, 4, aio);       // hi from lo: wrong order (tryLock)
@@ -199,7 +200,7 @@ class DioFaultRecursionTest {
      */
     @Test
     void aWrongOrderFaultDropsItsLockSoTheOtherWriterProgresses() throws Exception {
-        try (DioRig rig = new DioRig("s3-abba", CoherenceConfig.DEFAULTS); Pair p = new Pair(rig)) {
+        try (DioTestRig rig = DioTestRig.forRace("s3-abba", CoherenceConfig.DEFAULTS); Pair p = new Pair(rig)) {
             byte[] cData = pattern(13, 2 * PAGE);
             MemorySegment cSrc = rig.buffer(cData);
             rig.race.arm(BEFORE_SUBMIT);
@@ -229,7 +230,7 @@ class DioFaultRecursionTest {
     /** A source that faults past the end fails the write with EFAULT and leaves nothing blocked. */
     @Test
     void aSourceFaultingPastEofFailsAndReleasesTheAddLock() throws Exception {
-        try (DioRig rig = new DioRig("s3-efault", CoherenceConfig.DEFAULTS); Pair p = new Pair(rig)) {
+        try (DioTestRig rig = DioTestRig.forRace("s3-efault", CoherenceConfig.DEFAULTS); Pair p = new Pair(rig)) {
             for (boolean srcHigh : new boolean[] {false, true}) {
                 assertThatThrownBy(() -> rig.fs.write(p.loDio, 0, p.view(srcHigh), (PAGES - 1L) * PAGE, 2L * PAGE))
                         .isInstanceOf(ErrnoException.class)
@@ -265,7 +266,7 @@ class DioFaultRecursionTest {
     private void randomRun(long seed, int opsPerThread) throws Exception {
         int threads = 4;
         int region = 16;
-        try (DioRig rig = new DioRig("s3-random-" + seed, CoherenceConfig.DEFAULTS); Pair p = new Pair(rig)) {
+        try (DioTestRig rig = DioTestRig.forRace("s3-random-" + seed, CoherenceConfig.DEFAULTS); Pair p = new Pair(rig)) {
             List<CompletableFuture<String>> workers = new ArrayList<>();
             for (int t = 0; t < threads; t++) {
                 int me = t;

@@ -1,11 +1,12 @@
 package io.coherentfs.core.race;
 
-import static io.coherentfs.core.race.DioRig.PAGE;
-import static io.coherentfs.core.race.DioRig.async;
-import static io.coherentfs.core.race.DioRig.await;
-import static io.coherentfs.core.race.DioRig.pattern;
+import static io.coherentfs.core.dio.DioTestRig.PAGE;
+import static io.coherentfs.core.dio.DioTestRig.async;
+import static io.coherentfs.core.dio.DioTestRig.await;
+import static io.coherentfs.core.dio.DioTestRig.pattern;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.coherentfs.core.dio.DioTestRig;
 import io.coherentfs.core.sync.CoherenceConfig;
 import io.coherentfs.core.sync.CoherenceConfig.Switch;
 import io.coherentfs.core.vfs.MappedView;
@@ -53,7 +54,7 @@ class DioMappedStoreRaceTest {
     record Outcome(boolean storeSurvived, boolean directDataSurvived, long laundered, boolean fsyncError) {}
 
     private Outcome run(String name, CoherenceConfig coherence, boolean aio) throws Exception {
-        try (DioRig rig = new DioRig(name, coherence)) {
+        try (DioTestRig rig = DioTestRig.forRace(name, coherence)) {
             long ino = rig.create("f");
             OpenFile buffered = rig.open(ino);
             OpenFile direct = rig.openDirect(ino);
