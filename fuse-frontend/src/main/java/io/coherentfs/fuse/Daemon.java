@@ -3,8 +3,11 @@ package io.coherentfs.fuse;
 import io.coherentfs.blockdev.DirectDevice;
 import io.coherentfs.blockdev.error.Errno;
 import io.coherentfs.blockdev.error.ErrnoException;
+import io.coherentfs.blockdev.ffm.LinuxSyscalls;
 import io.coherentfs.core.CoherentFs;
 import io.coherentfs.core.format.Layout;
+import io.coherentfs.fuse.kernel.KernelMount;
+import io.coherentfs.fuse.kernel.KernelSession;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import java.io.IOException;
@@ -36,10 +39,12 @@ import java.util.logging.Logger;
  *     {@link PrometheusMeterRegistry} shared by engine and frontend; start the daemon socket
  *     (stats, remount requests) and, if asked, the HTTP endpoint. A read-only mount opens the
  *     device writable when it can, so that a later remount,rw needs no reopen.
- * <li>Run libfuse's multithreaded loop. It returns when the mount goes away: {@code umount},
+ * <li>Serve FUSE with the transport {@code transport=} chose: libfuse's multithreaded loop, or
+ *     {@link KernelSession} on /dev/fuse. Either returns when the mount goes away: {@code umount},
  *     {@code fusermount -u}, or our own detach on SIGINT/SIGTERM (the JVM owns those signals, so
  *     libfuse installs no handlers of its own; ours detach the mount, which ends the loop).
- * <li>{@link CoherentFs#close()} when libfuse ends the session (its destroy callback — for
+ * <li>{@link CoherentFs#close()} when the transport ends the session (libfuse's destroy callback,
+ *     FUSE_DESTROY or the end of the kernel transport's loop — for
  *     fuseblk the kernel sends FUSE_DESTROY from umount and waits for our answer, so {@code umount}
  *     returns only once everything is written back): write back, commit, mark clean; close the
  *     device; drop the lock (last, so that a waiting mount starts only on a clean image).
@@ -181,19 +186,56 @@ public final class Daemon {
         if (options.metrics() != null) {
             endpoints.startHttp(options.metrics());
         }
-        CoherentFuse fuse = new CoherentFuse(fs, registry, true);
-        fuse.onDestroy(() -> {
+        Runnable closeAtDestroy = () -> {
             try {
                 closeEngine(fs);
             } catch (IOException | RuntimeException e) {
                 LOG.log(Level.SEVERE, "closing the engine at unmount failed: " + e.getMessage(), e);
             }
-        });
+        };
         installSignalHandlers(mp);
-        int rc = fuse.run(mp.toString(), fuseOptions(fuseblk), options.debug());
-        if (rc != 0 && !stopping) {
-            throw new IOException("libfuse could not mount " + mp + " (status " + rc + "; its reason is in the log above)");
+        switch (options.transport()) {
+            case LIBFUSE -> {
+                CoherentFuse fuse = new CoherentFuse(fs, registry, true);
+                fuse.onDestroy(closeAtDestroy);
+                int rc = fuse.run(mp.toString(), libfuseOptions(fuseblk), options.debug());
+                if (rc != 0 && !stopping) {
+                    throw new IOException("libfuse could not mount " + mp + " (status " + rc
+                            + "; its reason is in the log above)");
+                }
+            }
+            case KERNEL -> {
+                KernelSession session = new KernelSession(fs, registry, kernelMount(mp, fuseblk), options.threads(),
+                        true, options.fuseOptions().contains("allow_root"));
+                session.onDestroy(closeAtDestroy);
+                session.run();
+            }
         }
+    }
+
+    /** Transport 2's mount(2): the same source, type and options libfuse would have used. */
+    KernelMount kernelMount(Path mp, boolean fuseblk) throws MountException {
+        List<String> o = fuseOptions();
+        for (String s : o) {
+            if (s.equals("auto_unmount")) {
+                LOG.warning("auto_unmount is a libfuse feature; transport=kernel ignores it");
+            }
+        }
+        return KernelMount.of(source(fuseblk), mp.toString(), options.subtype(), fuseblk, Layout.BLOCK_SIZE, o,
+                options.kernelFlags(), LinuxSyscalls.getuid(), LinuxSyscalls.getgid());
+    }
+
+    /** The mount's source: the device for fuseblk (the kernel opens it by that name), else fsname= or the image. */
+    private String source(boolean fuseblk) throws MountException {
+        if (fuseblk) {
+            // The kernel opens the device named by fsname itself, and sizes its blocks by blksize.
+            if (options.fsname() != null && !options.fsname().equals(image.toString())) {
+                throw new MountException("fsname= cannot be given for a fuseblk mount (the kernel opens "
+                        + image + " by that name); use -o nofuseblk to mount it as plain fuse");
+            }
+            return image.toString();
+        }
+        return options.fsname() != null ? options.fsname() : image.toString();
     }
 
     /** Closes the engine once: from libfuse's destroy callback, else after the loop. */
@@ -209,32 +251,45 @@ public final class Daemon {
         LOG.info("engine closed: written back, committed, marked clean (" + (System.nanoTime() - t) / 1_000_000 + " ms)");
     }
 
-    List<String> fuseOptions(boolean fuseblk) throws MountException {
+    /**
+     * The FUSE options both transports mount with: default_permissions (the kernel checks mode
+     * bits), allow_other when root mounts (unless allow_root), and what the user gave.
+     */
+    List<String> fuseOptions() {
         List<String> o = new ArrayList<>();
-        if (fuseblk) {
-            // The kernel opens the device named by fsname itself, and sizes its blocks by blksize.
-            if (options.fsname() != null && !options.fsname().equals(image.toString())) {
-                throw new MountException("fsname= cannot be given for a fuseblk mount (the kernel opens "
-                        + image + " by that name); use -o nofuseblk to mount it as plain fuse");
-            }
-            o.add("blkdev");
-            o.add("blksize=" + Layout.BLOCK_SIZE);
-            o.add("fsname=" + image.toString().replace(",", "\\,"));
-        } else {
-            o.add("fsname=" + (options.fsname() != null ? options.fsname() : image.toString()).replace(",", "\\,"));
-        }
-        o.add("subtype=" + options.subtype());
-        o.add("use_ino");
-        o.add("big_writes");
-        o.add("max_write=131072");
         o.add("default_permissions");
         if (Mounts.isRoot() && !options.fuseOptions().contains("allow_root")) {
             o.add("allow_other");
         }
+        for (String s : options.fuseOptions()) {
+            if (!o.contains(s)) {
+                o.add(s);
+            }
+        }
+        return o;
+    }
+
+    /**
+     * libfuse 2's command-line options: the common ones plus what only libfuse needs — fsname
+     * and subtype (it builds the mount from them), blkdev/blksize for fuseblk, use_ino (its path
+     * API otherwise invents inode numbers), big_writes and max_write=131072 (its request limit),
+     * and the entry/attribute timeouts it applies itself.
+     */
+    List<String> libfuseOptions(boolean fuseblk) throws MountException {
+        List<String> o = new ArrayList<>();
+        if (fuseblk) {
+            o.add("blkdev");
+            o.add("blksize=" + Layout.BLOCK_SIZE);
+        }
+        o.add("fsname=" + source(fuseblk).replace(",", "\\,"));
+        o.add("subtype=" + options.subtype());
+        o.add("use_ino");
+        o.add("big_writes");
+        o.add("max_write=131072");
         o.add(ENTRY_TIMEOUT);
         o.add(NEGATIVE_TIMEOUT);
         o.add(ATTR_TIMEOUT);
-        for (String s : options.fuseOptions()) {
+        for (String s : fuseOptions()) {
             if (!o.contains(s)) {
                 o.add(s);
             }

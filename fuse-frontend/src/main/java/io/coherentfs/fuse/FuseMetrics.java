@@ -17,24 +17,26 @@ import java.util.function.Supplier;
  * (read/write bytes split by buffered and direct opens), {@code coherentfs_fuse_dio_requests_total{op}}
  * and the gauge {@code coherentfs_fuse_open_files}.
  */
-final class FuseMetrics {
-    enum Op {
+public final class FuseMetrics {
+    public enum Op {
         GETATTR, FGETATTR, READLINK, MKNOD, MKDIR, UNLINK, RMDIR, SYMLINK, RENAME, LINK, CHMOD, CHOWN, TRUNCATE,
         FTRUNCATE, UTIMENS, OPEN, CREATE, READ, WRITE, STATFS, FLUSH, RELEASE, FSYNC, SETXATTR, GETXATTR,
-        LISTXATTR, REMOVEXATTR, OPENDIR, READDIR, RELEASEDIR, FSYNCDIR, ACCESS, FALLOCATE;
+        LISTXATTR, REMOVEXATTR, OPENDIR, READDIR, RELEASEDIR, FSYNCDIR, ACCESS, FALLOCATE,
+        // transport 2 (io.coherentfs.fuse.kernel) only: the low-level protocol's own operations
+        LOOKUP, FORGET, SETATTR, LSEEK, SYNCFS;
 
-        final String tag = name().toLowerCase(java.util.Locale.ROOT);
+        public final String tag = name().toLowerCase(java.util.Locale.ROOT);
     }
 
     private final MeterRegistry registry;
     private final Map<Op, Timer> timers = new EnumMap<>(Op.class);
     private final Map<String, Counter> errors = new ConcurrentHashMap<>();
-    final DistributionSummary readBuffered;
-    final DistributionSummary readDirect;
-    final DistributionSummary writeBuffered;
-    final DistributionSummary writeDirect;
+    public final DistributionSummary readBuffered;
+    public final DistributionSummary readDirect;
+    public final DistributionSummary writeBuffered;
+    public final DistributionSummary writeDirect;
 
-    FuseMetrics(MeterRegistry registry, Supplier<Number> openFiles) {
+    public FuseMetrics(MeterRegistry registry, Supplier<Number> openFiles) {
         this.registry = registry;
         for (Op op : Op.values()) {
             timers.put(op, Timer.builder("coherentfs.fuse.requests").description("FUSE requests by operation")
@@ -54,15 +56,15 @@ final class FuseMetrics {
                 .tag("op", op).tag("path", path).register(registry);
     }
 
-    long start() {
+    public long start() {
         return System.nanoTime();
     }
 
-    void done(Op op, long startNanos) {
+    public void done(Op op, long startNanos) {
         timers.get(op).record(System.nanoTime() - startNanos, java.util.concurrent.TimeUnit.NANOSECONDS);
     }
 
-    void error(Op op, int errno) {
+    public void error(Op op, int errno) {
         errors.computeIfAbsent(op.tag + "/" + errno, k -> Counter.builder("coherentfs.fuse.errors")
                 .description("FUSE requests answered with an error").tag("op", op.tag)
                 .tag("errno", io.coherentfs.blockdev.error.Errno.of(errno) == null ? Integer.toString(errno)

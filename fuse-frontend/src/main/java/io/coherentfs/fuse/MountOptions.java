@@ -30,10 +30,24 @@ import java.util.Set;
  * @param fuseblk     {@code fuseblk} / {@code nofuseblk}: mount a block device as the kernel's
  *                    fuseblk type (the kernel claims the device and {@code umount} waits for
  *                    the daemon) or as plain fuse; null: fuseblk for block devices, fuse for files
+ * @param transport   {@code transport=libfuse|kernel}: who speaks the FUSE protocol — libfuse 2
+ *                    through jnr-fuse (the default), or coherentfs itself on /dev/fuse
+ *                    ({@link io.coherentfs.fuse.kernel.KernelSession})
+ * @param threads     {@code threads=N}: request threads of the kernel transport (default 16)
  */
 public record MountOptions(boolean readOnly, long cacheBytes, InetSocketAddress metrics, CoherenceConfig coherence,
         CoherentFs.Atime atime, String fsname, String subtype, Path logFile, boolean debug,
-        List<String> fuseOptions, boolean remount, Boolean fuseblk) {
+        List<String> fuseOptions, boolean remount, Boolean fuseblk, Transport transport, int threads) {
+
+    /** Who speaks the FUSE protocol. */
+    public enum Transport {
+        /** libfuse 2 through jnr-fuse: 128 KiB requests, no async direct IO. */
+        LIBFUSE,
+        /** coherentfs on /dev/fuse (transport 2): 1 MiB requests, async and parallel direct IO. */
+        KERNEL
+    }
+
+    public static final int DEFAULT_THREADS = io.coherentfs.fuse.kernel.KernelSession.DEFAULT_THREADS;
 
     /** Kernel and libfuse options passed through unchanged. */
     private static final Set<String> PASSED = Set.of("dev", "nodev", "suid", "nosuid", "exec", "noexec", "sync",
@@ -55,6 +69,8 @@ public record MountOptions(boolean readOnly, long cacheBytes, InetSocketAddress 
         boolean debug = false;
         boolean remount = false;
         Boolean fuseblk = null;
+        Transport transport = Transport.LIBFUSE;
+        int threads = DEFAULT_THREADS;
         List<String> unsafe = new ArrayList<>();
         List<String> fuse = new ArrayList<>();
         for (String group : optionStrings) {
@@ -85,6 +101,13 @@ public record MountOptions(boolean readOnly, long cacheBytes, InetSocketAddress 
                     case "user_id", "group_id", "rootmode", "blksize", "max_read", "fd" -> { }
                     case "fuseblk" -> fuseblk = true;
                     case "nofuseblk" -> fuseblk = false;
+                    case "transport" -> transport = switch (required(o, value)) {
+                        case "libfuse" -> Transport.LIBFUSE;
+                        case "kernel" -> Transport.KERNEL;
+                        default -> throw new IllegalArgumentException("mount option '" + o
+                                + "': transport is libfuse or kernel");
+                    };
+                    case "threads" -> threads = threads(o, value);
                     case "comment", "x-systemd.automount", "x-systemd.requires", "x-systemd.device-timeout",
                             "x-systemd.mount-timeout", "x-systemd.after", "x-systemd.before",
                             "x-systemd.idle-timeout", "x-systemd.wanted-by", "x-systemd.required-by",
@@ -116,7 +139,19 @@ public record MountOptions(boolean readOnly, long cacheBytes, InetSocketAddress 
             throw new IllegalArgumentException("bad subtype '" + subtype + "'");
         }
         return new MountOptions(ro, cache, metrics, coherence, atime, fsname, subtype, log, debug, List.copyOf(fuse),
-                remount, fuseblk);
+                remount, fuseblk, transport, threads);
+    }
+
+    private static int threads(String option, String value) {
+        try {
+            int n = Integer.parseInt(required(option, value));
+            if (n >= 1 && n <= 256) {
+                return n;
+            }
+        } catch (NumberFormatException e) {
+            // below
+        }
+        throw new IllegalArgumentException("mount option '" + option + "': threads is 1 to 256");
     }
 
     private static String required(String option, String value) {

@@ -55,6 +55,18 @@ class MountOptionsTest {
     }
 
     @Test
+    void transportAndThreads() {
+        assertThat(MountOptions.parse(List.of("rw")).transport()).isEqualTo(MountOptions.Transport.LIBFUSE);
+        MountOptions k = MountOptions.parse(List.of("transport=kernel,threads=4"));
+        assertThat(k.transport()).isEqualTo(MountOptions.Transport.KERNEL);
+        assertThat(k.threads()).isEqualTo(4);
+        assertThat(k.fuseOptions()).isEmpty();
+        assertThat(MountOptions.parse(List.of("transport=libfuse")).threads()).isEqualTo(MountOptions.DEFAULT_THREADS);
+        assertThatThrownBy(() -> MountOptions.parse(List.of("transport=fuse3"))).hasMessageContaining("transport=fuse3");
+        assertThatThrownBy(() -> MountOptions.parse(List.of("threads=0"))).hasMessageContaining("threads=0");
+    }
+
+    @Test
     void mountFuseFormMeansMount() {
         assertThat(io.coherentfs.cli.MainAccess.mountFuseForm("img", "dir", "-o", "rw"))
                 .containsExactly("mount", "img", "dir", "-o", "rw");

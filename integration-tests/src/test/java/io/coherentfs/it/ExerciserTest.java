@@ -15,6 +15,7 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInfo;
 
 /**
  * The coherence exerciser ({@link Exerciser}) against a real mount made by {@code coherentfs
@@ -40,8 +41,8 @@ class ExerciserTest {
     static MountedImage fs;
 
     @BeforeAll
-    static void mount() throws Exception {
-        fs = MountedImage.create("exerciser", "512m").mount();
+    static void mount(TestInfo info) throws Exception {
+        fs = MountedImage.forTestClass(info.getTestClass().orElseThrow(), "exerciser", "512m");
     }
 
     @AfterAll

@@ -115,11 +115,16 @@ class MountCrashTest {
         Files.delete(f);
     }
 
+    /** Extra mount options of every mount this test makes (a subclass picks the FUSE transport). */
+    String[] mountOptions() {
+        return new String[0];
+    }
+
     private void round(MountedImage fs, int round, long seed) throws Exception {
         SplittableRandom rnd = new SplittableRandom(seed);
         String where = "round " + round + " (seed " + seed + ")";
         long t0 = System.nanoTime();
-        fs.mount();
+        fs.mount(mountOptions());
         long tMounted = System.nanoTime();
         long pid = fs.daemonPid();
         Path previous = fs.mountpoint.resolve("r" + (round - 1));
@@ -165,7 +170,7 @@ class MountCrashTest {
         }
         assertThat(u.exit()).as("%s: umount of the dead mount: %s", where, u.output()).isZero();
         fs.awaitUnlocked();
-        fs.mount();
+        fs.mount(mountOptions());
         long tRemounted = System.nanoTime();
         try {
             for (Actor w : workers) {

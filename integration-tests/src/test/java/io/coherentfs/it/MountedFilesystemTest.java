@@ -24,6 +24,7 @@ import java.util.Random;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInfo;
 
 /**
  * POSIX operations, shared mmap, O_DIRECT against buffered IO and fio with verify=crc32c, all on
@@ -35,8 +36,8 @@ class MountedFilesystemTest {
     static Path root;
 
     @BeforeAll
-    static void mount() throws Exception {
-        fs = MountedImage.create("posix", "512m").mount();
+    static void mount(TestInfo info) throws Exception {
+        fs = MountedImage.forTestClass(info.getTestClass().orElseThrow(), "posix", "512m");
         root = fs.mountpoint;
     }
 

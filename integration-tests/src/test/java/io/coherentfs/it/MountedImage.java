@@ -49,6 +49,15 @@ final class MountedImage implements AutoCloseable {
         return m;
     }
 
+    /**
+     * A fresh image for the shared mount of {@code testClass}: named {@code base}, or as its
+     * {@link MountWith} says, and mounted with that annotation's options.
+     */
+    static MountedImage forTestClass(Class<?> testClass, String base, String size) throws Exception {
+        MountWith w = testClass.getAnnotation(MountWith.class);
+        return create(w == null ? base : w.image(), size).mount(w == null ? new String[0] : w.options());
+    }
+
     /** coherentfs mount IMAGE MOUNTPOINT -o log=...[,extra]; asserts it is mounted when it returns. */
     MountedImage mount(String... extraOptions) throws Exception {
         List<String> o = new ArrayList<>(List.of("log=" + log));

@@ -21,6 +21,9 @@ import org.junit.jupiter.api.Test;
  * suite's summary and the diff of every failing test when {@code check} exits non-zero, and
  * also when a test did not run because a command it needs is missing (scripts/install-deps.sh
  * installs them all, so that is a broken machine, not a reason to skip).
+ *
+ * <p>{@code -Dcoherentfs.shell.mountOptions=transport=kernel} runs it with extra mount options
+ * (the suite's MOUNT_OPTIONS), e.g. on the /dev/fuse transport.
  */
 class ShellSuiteTest {
     static final Path SHELL = Launcher.ROOT.resolve("integration-tests").resolve("shell");
@@ -46,6 +49,7 @@ class ShellSuiteTest {
                 "TEST_DIR=" + DIR.resolve("mnt"),
                 "SCRATCH_IMAGE=" + DIR.resolve("scratch.img"),
                 "RESULT_BASE=" + DIR.resolve("results"),
+                "MOUNT_OPTIONS=" + System.getProperty("coherentfs.shell.mountOptions", ""),
                 ""));
 
         ProcessBuilder pb = new ProcessBuilder("bash", SHELL.resolve("check").toString(), "-g", "auto")

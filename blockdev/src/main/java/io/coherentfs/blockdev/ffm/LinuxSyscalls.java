@@ -139,6 +139,12 @@ public final class LinuxSyscalls {
             FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT));
     private static final MethodHandle MOUNT = downcall("mount",
             FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS));
+    private static final MethodHandle READ = downcall("read",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG));
+    private static final MethodHandle WRITEV = downcall("writev",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT));
+    private static final MethodHandle GETUID = downcall("getuid", FunctionDescriptor.of(JAVA_INT));
+    private static final MethodHandle GETGID = downcall("getgid", FunctionDescriptor.of(JAVA_INT));
     private static final MethodHandle SYSCALL = downcall("syscall",
             FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG),
             Linker.Option.firstVariadicArg(1));
@@ -411,6 +417,59 @@ public final class LinuxSyscalls {
             MemorySegment data = arena.allocateFrom("");
             checked("mount", true, () -> "remount of " + target + ", flags 0x" + Long.toHexString(flags),
                     c -> (int) MOUNT.invokeExact(c, MemorySegment.NULL, t, MemorySegment.NULL, flags | MS_REMOUNT, data));
+        }
+    }
+
+    /**
+     * mount(2) of a new filesystem: {@code data} is the filesystem's option string (for FUSE
+     * "fd=N,rootmode=...,user_id=...,group_id=..."), {@code flags} the MS_* flags.
+     */
+    public static void mount(String source, String target, String type, long flags, String data)
+            throws ErrnoException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment s = arena.allocateFrom(source);
+            MemorySegment t = arena.allocateFrom(target);
+            MemorySegment ty = arena.allocateFrom(type);
+            MemorySegment d = arena.allocateFrom(data);
+            checked("mount", true, () -> type + " " + source + " on " + target + ", flags 0x" + Long.toHexString(flags),
+                    c -> (int) MOUNT.invokeExact(c, s, t, ty, flags, d));
+        }
+    }
+
+    /**
+     * One read(2) of up to {@code buf.byteSize()} bytes; returns the count. EINTR is repeated;
+     * every other failure (EAGAIN, ENODEV, ...) is the caller's to interpret.
+     */
+    public static long read(int fd, MemorySegment buf) throws ErrnoException {
+        return checked("read", true, () -> "fd " + fd + ", length " + buf.byteSize(),
+                c -> (long) READ.invokeExact(c, fd, buf, buf.byteSize()));
+    }
+
+    /**
+     * One writev(2) of {@code count} struct iovecs already filled in {@code iov} (see
+     * {@link #putIovecs}); returns the byte count. Not repeated on EINTR: a device such as
+     * /dev/fuse takes a message whole or not at all, and the caller decides.
+     */
+    public static long writev(int fd, MemorySegment iov, int count) throws ErrnoException {
+        return checked("writev", false, () -> "fd " + fd + ", " + count + " iovecs",
+                c -> (long) WRITEV.invokeExact(c, fd, iov, count));
+    }
+
+    /** getuid(2): the real user id of this process (cannot fail). */
+    public static int getuid() {
+        try {
+            return (int) GETUID.invokeExact(CAPTURE.get());
+        } catch (Throwable t) {
+            throw new IllegalStateException("getuid failed", t);
+        }
+    }
+
+    /** getgid(2): the real group id of this process (cannot fail). */
+    public static int getgid() {
+        try {
+            return (int) GETGID.invokeExact(CAPTURE.get());
+        } catch (Throwable t) {
+            throw new IllegalStateException("getgid failed", t);
         }
     }
 
