@@ -72,6 +72,8 @@ final class DirectIo implements AutoCloseable {
     private static final int BLOCK = CoherentFs.BLOCK;
     /** The most bytes one direct request moves per mapping piece (a bounce buffer's size). */
     private static final long MAX_PIECE = 8L << 20;
+    /** A thread that is nobody's caller: a segment it may access is accessible from any thread. */
+    private static final Thread NOT_THE_CALLER = Thread.ofPlatform().unstarted(() -> { });
 
     private final CoherentFs fs;
     private final FileData data;
@@ -180,6 +182,18 @@ final class DirectIo implements AutoCloseable {
         }
     }
 
+    /** Waits for a read's device IO on the calling thread. */
+    private static void awaitIo(CompletableFuture<Void> io) throws IOException {
+        try {
+            io.get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new java.io.InterruptedIOException("interrupted waiting for a direct read");
+        } catch (ExecutionException e) {
+            throw unwrap(e.getCause());
+        }
+    }
+
     private CompletableFuture<Integer> submitRead(LiveInode li, long pos, MemorySegment dst, long size)
             throws IOException {
         long length = Math.min(dst.byteSize(), size - pos);
@@ -211,9 +225,21 @@ final class DirectIo implements AutoCloseable {
             }
             done += n;
         }
+        CompletableFuture<Void> io = CompletableFuture.allOf(ios.toArray(CompletableFuture[]::new));
+        if (bounce != null && !dst.isAccessibleBy(NOT_THE_CALLER)) {
+            // dst is confined to this thread (an Arena.ofConfined segment): the completion thread
+            // may not copy into it, so this read completes here.
+            try {
+                awaitIo(io);
+                MemorySegment.copy(target, 0, dst, 0, length);
+                return CompletableFuture.completedFuture((int) length);
+            } finally {
+                bounce.close();
+            }
+        }
         AlignedBuffer toFree = bounce;
         MemorySegment from = target;
-        return CompletableFuture.allOf(ios.toArray(CompletableFuture[]::new)).handle((ok, error) -> {
+        return io.handle((ok, error) -> {
             try {
                 if (error != null) {
                     throw new java.util.concurrent.CompletionException(unwrap(error));

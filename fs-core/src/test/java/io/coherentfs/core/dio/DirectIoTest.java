@@ -10,6 +10,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import io.coherentfs.blockdev.error.ErrnoException;
 import io.coherentfs.core.vfs.OpenFile;
 import io.coherentfs.core.vfs.SetAttr;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -238,6 +239,28 @@ class DirectIoTest {
             assertThat(rig.fs.read(d, 1L << 30, buf)).isZero();
             assertThat(rig.guard(rig.fs.aioRead(d, 4608, buf).toCompletableFuture(), "aioRead")).isEqualTo(5000 - 4608);
             assertThat(rig.guard(rig.fs.aioRead(d, 5120, buf).toCompletableFuture(), "aioRead")).isZero();
+            rig.fs.release(d);
+            rig.fs.release(b);
+        }
+    }
+
+    /**
+     * A direct read that ends at EOF inside a sector goes through a bounce buffer; when the
+     * caller's memory is confined to its thread (Arena.ofConfined, as a FUSE transport's worker
+     * buffers may be), the copy out of the bounce must happen on that thread, not on the IO
+     * engine's completion thread (WrongThreadException, answered as EIO, before).
+     */
+    @Test
+    void aDirectReadIntoThreadConfinedMemoryEndingInsideASectorAtEof() throws Exception {
+        try (DioTestRig rig = new DioTestRig("eof-confined"); Arena confined = Arena.ofConfined()) {
+            long ino = rig.create("f");
+            OpenFile d = rig.openDirect(ino);
+            OpenFile b = rig.open(ino);
+            byte[] data = random(new Random(7), 3 * PAGE + 3);
+            rig.fs.write(b, 0, MemorySegment.ofArray(data));
+            MemorySegment buf = confined.allocate(4 * PAGE, PAGE);
+            assertThat(rig.fs.read(d, 0, buf)).isEqualTo(data.length);
+            assertThat(bytes(buf, data.length)).isEqualTo(data);
             rig.fs.release(d);
             rig.fs.release(b);
         }
