@@ -30,9 +30,9 @@ import java.util.Set;
  * @param fuseblk     {@code fuseblk} / {@code nofuseblk}: mount a block device as the kernel's
  *                    fuseblk type (the kernel claims the device and {@code umount} waits for
  *                    the daemon) or as plain fuse; null: fuseblk for block devices, fuse for files
- * @param transport   {@code transport=libfuse|kernel}: who speaks the FUSE protocol — libfuse 2
- *                    through jnr-fuse (the default), or coherentfs itself on /dev/fuse
- *                    ({@link io.coherentfs.fuse.kernel.KernelSession})
+ * @param transport   {@code transport=kernel|libfuse}: who speaks the FUSE protocol — coherentfs
+ *                    itself on /dev/fuse ({@link io.coherentfs.fuse.kernel.KernelSession}, the
+ *                    default), or libfuse 2 through jnr-fuse
  * @param threads     {@code threads=N}: request threads of the kernel transport (default 16)
  */
 public record MountOptions(boolean readOnly, long cacheBytes, InetSocketAddress metrics, CoherenceConfig coherence,
@@ -69,7 +69,7 @@ public record MountOptions(boolean readOnly, long cacheBytes, InetSocketAddress 
         boolean debug = false;
         boolean remount = false;
         Boolean fuseblk = null;
-        Transport transport = Transport.LIBFUSE;
+        Transport transport = Transport.KERNEL;
         int threads = DEFAULT_THREADS;
         List<String> unsafe = new ArrayList<>();
         List<String> fuse = new ArrayList<>();

@@ -56,7 +56,8 @@ class MountOptionsTest {
 
     @Test
     void transportAndThreads() {
-        assertThat(MountOptions.parse(List.of("rw")).transport()).isEqualTo(MountOptions.Transport.LIBFUSE);
+        assertThat(MountOptions.parse(List.of("rw")).transport()).isEqualTo(MountOptions.Transport.KERNEL);
+        assertThat(MountOptions.parse(List.of("transport=libfuse")).transport()).isEqualTo(MountOptions.Transport.LIBFUSE);
         MountOptions k = MountOptions.parse(List.of("transport=kernel,threads=4"));
         assertThat(k.transport()).isEqualTo(MountOptions.Transport.KERNEL);
         assertThat(k.threads()).isEqualTo(4);

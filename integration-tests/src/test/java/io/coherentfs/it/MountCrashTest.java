@@ -43,7 +43,7 @@ import org.junit.jupiter.api.Test;
  * such. An operation interrupted by the kill (its thread gets ENOTCONN or EIO once the daemon is
  * gone) counts as not acknowledged.
  *
- * <p>{@code -Dcoherentfs.crash.rounds=N} (default 20) and {@code -Dcoherentfs.crash.seed=S} (else
+ * <p>{@code -Dcoherentfs.crash.rounds=N} (default 20, on the default transport) and {@code -Dcoherentfs.crash.seed=S} (else
  * drawn and printed; round r uses S + r).
  */
 class MountCrashTest {
@@ -54,7 +54,7 @@ class MountCrashTest {
 
     @Test
     void killedDaemonKeepsFsyncedDataAndInventsNothing() throws Exception {
-        int rounds = Integer.getInteger("coherentfs.crash.rounds", 20);
+        int rounds = Integer.getInteger("coherentfs.crash.rounds", defaultRounds());
         long seed = Long.getLong("coherentfs.crash.seed", new SplittableRandom().nextLong() >>> 1);
         System.out.printf("MountCrashTest: %d rounds, seed %d (-Dcoherentfs.crash.seed=%d repeats the choices)%n",
                 rounds, seed, seed);
@@ -113,6 +113,11 @@ class MountCrashTest {
         Files.write(f, partly);
         w.check("self-test"); // an unacknowledged write may survive in part
         Files.delete(f);
+    }
+
+    /** Rounds unless -Dcoherentfs.crash.rounds says otherwise. */
+    int defaultRounds() {
+        return 20;
     }
 
     /** Extra mount options of every mount this test makes (a subclass picks the FUSE transport). */
