@@ -1253,7 +1253,7 @@ public final class CoherentFs implements Vfs {
             throw err(Errno.EINVAL, "read", "negative offset");
         }
         if (isDirect(file)) {
-            return awaitResult(aioRead(file, offset, dst));
+            return awaitResult(directRead(file, offset, dst, true));
         }
         LiveInode li = acquire(file.ino(), false);
         try {
@@ -1285,6 +1285,16 @@ public final class CoherentFs implements Vfs {
 
     @Override
     public CompletionStage<Integer> aioRead(OpenFile file, long offset, MemorySegment dst) throws IOException {
+        return directRead(file, offset, dst, false);
+    }
+
+    /**
+     * A direct read; {@code sync}: read(2) on an O_DIRECT file, whose device reads run on this
+     * thread (no hand-off to the IO engine's completion thread and back: the latency of a
+     * queue-depth-1 read is the device's), else the IO is submitted and the stage completes later.
+     */
+    private CompletableFuture<Integer> directRead(OpenFile file, long offset, MemorySegment dst, boolean sync)
+            throws IOException {
         checkOpenFile(file, false, "read");
         if (offset < 0) {
             throw err(Errno.EINVAL, "read", "negative offset");
@@ -1295,7 +1305,7 @@ public final class CoherentFs implements Vfs {
             if (li.isDirectory()) {
                 throw err(Errno.EISDIR, "read", "inode " + file.ino() + " is a directory");
             }
-            CompletableFuture<Integer> f = direct.read(li, offset, dst);
+            CompletableFuture<Integer> f = direct.read(li, offset, dst, sync);
             touchAtime(li);
             return f;
         } finally {

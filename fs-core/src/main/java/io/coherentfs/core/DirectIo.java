@@ -166,7 +166,7 @@ final class DirectIo implements AutoCloseable {
      * ({@link LiveInode#dioBegin}) until it completes, on the engine's completion thread, so
      * truncate cannot free its blocks under it.
      */
-    CompletableFuture<Integer> read(LiveInode li, long pos, MemorySegment dst) throws IOException {
+    CompletableFuture<Integer> read(LiveInode li, long pos, MemorySegment dst, boolean sync) throws IOException {
         reads.increment();
         long size = li.size;
         if (pos >= size) {
@@ -174,7 +174,7 @@ final class DirectIo implements AutoCloseable {
         }
         li.dioBegin();
         try {
-            CompletableFuture<Integer> f = submitRead(li, pos, dst, size);
+            CompletableFuture<Integer> f = submitRead(li, pos, dst, size, sync);
             return f.whenComplete((n, e) -> li.dioEnd());
         } catch (IOException | RuntimeException e) {
             li.dioEnd();
@@ -194,7 +194,8 @@ final class DirectIo implements AutoCloseable {
         }
     }
 
-    private CompletableFuture<Integer> submitRead(LiveInode li, long pos, MemorySegment dst, long size)
+    /** {@code sync}: the device reads run on this thread and the returned stage is complete. */
+    private CompletableFuture<Integer> submitRead(LiveInode li, long pos, MemorySegment dst, long size, boolean sync)
             throws IOException {
         long length = Math.min(dst.byteSize(), size - pos);
         long first = pos / BLOCK;
@@ -220,15 +221,28 @@ final class DirectIo implements AutoCloseable {
             MemorySegment piece = target.asSlice(done, n);
             if (m.readsAsZeros()) {
                 piece.fill((byte) 0);
+            } else if (sync) {
+                try {
+                    device.read(m.physical() * BLOCK + inBlock, piece);
+                } catch (IOException | RuntimeException e) {
+                    if (bounce != null) {
+                        bounce.close();
+                    }
+                    throw e;
+                }
             } else {
                 ios.add(device.readAsync(m.physical() * BLOCK + inBlock, piece));
             }
             done += n;
         }
         CompletableFuture<Void> io = CompletableFuture.allOf(ios.toArray(CompletableFuture[]::new));
-        if (bounce != null && !dst.isAccessibleBy(NOT_THE_CALLER)) {
-            // dst is confined to this thread (an Arena.ofConfined segment): the completion thread
-            // may not copy into it, so this read completes here.
+        if (sync || (bounce != null && !dst.isAccessibleBy(NOT_THE_CALLER))) {
+            // Synchronous, or dst is confined to this thread (an Arena.ofConfined segment, which
+            // the completion thread may not copy into): this read completes here.
+            if (bounce == null) {
+                awaitIo(io);
+                return CompletableFuture.completedFuture((int) length);
+            }
             try {
                 awaitIo(io);
                 MemorySegment.copy(target, 0, dst, 0, length);
