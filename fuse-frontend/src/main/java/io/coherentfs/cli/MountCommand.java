@@ -51,7 +51,7 @@ public final class MountCommand implements Callable<Integer> {
     @Option(names = "-o", paramLabel = "OPTIONS", description = "Comma-separated mount options: ro, rw, "
             + "cache_size=SIZE, metrics=HOST:PORT (loopback), log=FILE, noatime|relatime|strictatime, "
             + "fsname=, subtype=, nosuid, nodev, noexec, allow_other, nonempty, unsafe_no_* (tests only), "
-            + "transport=libfuse|kernel (who speaks FUSE: libfuse 2, or coherentfs on /dev/fuse), threads=N, "
+            + "transport=kernel|libfuse (who speaks FUSE: coherentfs on /dev/fuse, the default, or libfuse 2), threads=N, "
             + "and the options mount(8) and fstab pass along.")
     List<String> options = new ArrayList<>();
 
