@@ -235,14 +235,20 @@ final class DirectIo implements AutoCloseable {
             }
             done += n;
         }
-        CompletableFuture<Void> io = CompletableFuture.allOf(ios.toArray(CompletableFuture[]::new));
-        if (sync || (bounce != null && !dst.isAccessibleBy(NOT_THE_CALLER))) {
-            // Synchronous, or dst is confined to this thread (an Arena.ofConfined segment, which
-            // the completion thread may not copy into): this read completes here.
-            if (bounce == null) {
-                awaitIo(io);
-                return CompletableFuture.completedFuture((int) length);
+        if (sync) { // every piece was read above, on this thread
+            if (bounce != null) {
+                try {
+                    MemorySegment.copy(target, 0, dst, 0, length);
+                } finally {
+                    bounce.close();
+                }
             }
+            return CompletableFuture.completedFuture((int) length);
+        }
+        CompletableFuture<Void> io = CompletableFuture.allOf(ios.toArray(CompletableFuture[]::new));
+        if (bounce != null && !dst.isAccessibleBy(NOT_THE_CALLER)) {
+            // dst is confined to this thread (an Arena.ofConfined segment), which the completion
+            // thread may not copy into: this read completes here.
             try {
                 awaitIo(io);
                 MemorySegment.copy(target, 0, dst, 0, length);

@@ -144,21 +144,8 @@ public final class CoherentFuse extends FuseStubFS {
         long t = metrics.start();
         try {
             return h.run();
-        } catch (ErrnoException e) {
-            metrics.error(op, e.errno());
-            if (e.errno() == Errno.EIO.code()) {
-                LOG.log(Level.WARNING, op.tag + ": " + e.getMessage(), e);
-            } else if (LOG.isLoggable(Level.FINE)) {
-                LOG.fine(op.tag + ": " + e.getMessage());
-            }
-            return -e.errno();
-        } catch (IOException | RuntimeException e) {
-            metrics.error(op, Errno.EIO.code());
-            LOG.log(Level.WARNING, op.tag + " failed: " + e, e);
-            return -Errno.EIO.code();
-        } catch (Error e) {
-            LOG.log(Level.SEVERE, op.tag + " failed: " + e, e);
-            return -Errno.EIO.code();
+        } catch (IOException | RuntimeException | Error e) {
+            return -metrics.failed(op, e, LOG);
         } finally {
             metrics.done(op, t);
         }

@@ -1,5 +1,7 @@
 package io.coherentfs.fuse;
 
+import io.coherentfs.blockdev.error.Errno;
+import io.coherentfs.blockdev.error.ErrnoException;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.DistributionSummary;
 import io.micrometer.core.instrument.Gauge;
@@ -9,6 +11,8 @@ import java.util.EnumMap;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Supplier;
+import java.util.logging.Level;
+import java.util.logging.Logger;
 
 /**
  * The frontend's meters, in the one registry the daemon shares with the engine:
@@ -64,11 +68,33 @@ public final class FuseMetrics {
         timers.get(op).record(System.nanoTime() - startNanos, java.util.concurrent.TimeUnit.NANOSECONDS);
     }
 
+    /**
+     * The errno a request that threw {@code e} is answered with, by either transport: an
+     * {@link ErrnoException}'s own (logged at FINE, or WARNING when it is EIO), anything else EIO,
+     * logged with its stack on {@code log} (the transport's logger). The error is counted.
+     */
+    public int failed(Op op, Throwable e, Logger log) {
+        int errno;
+        if (e instanceof ErrnoException ee) {
+            errno = ee.errno();
+            if (errno == Errno.EIO.code()) {
+                log.log(Level.WARNING, op.tag + ": " + ee.getMessage(), ee);
+            } else if (log.isLoggable(Level.FINE)) {
+                log.fine(op.tag + ": " + ee.getMessage());
+            }
+        } else {
+            errno = Errno.EIO.code();
+            log.log(e instanceof Error ? Level.SEVERE : Level.WARNING, op.tag + " failed: " + e, e);
+        }
+        error(op, errno);
+        return errno;
+    }
+
     public void error(Op op, int errno) {
         errors.computeIfAbsent(op.tag + "/" + errno, k -> Counter.builder("coherentfs.fuse.errors")
                 .description("FUSE requests answered with an error").tag("op", op.tag)
-                .tag("errno", io.coherentfs.blockdev.error.Errno.of(errno) == null ? Integer.toString(errno)
-                        : io.coherentfs.blockdev.error.Errno.of(errno).name())
+                .tag("errno", Errno.of(errno) == null ? Integer.toString(errno)
+                        : Errno.of(errno).name())
                 .register(registry)).increment();
     }
 }

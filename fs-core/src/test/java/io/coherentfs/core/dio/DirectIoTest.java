@@ -248,7 +248,8 @@ class DirectIoTest {
      * A direct read that ends at EOF inside a sector goes through a bounce buffer; when the
      * caller's memory is confined to its thread (Arena.ofConfined, as a FUSE transport's worker
      * buffers may be), the copy out of the bounce must happen on that thread, not on the IO
-     * engine's completion thread (WrongThreadException, answered as EIO, before).
+     * engine's completion thread (WrongThreadException, answered as EIO, before): for read(2)
+     * and for an asynchronous read alike.
      */
     @Test
     void aDirectReadIntoThreadConfinedMemoryEndingInsideASectorAtEof() throws Exception {
@@ -261,6 +262,10 @@ class DirectIoTest {
             MemorySegment buf = confined.allocate(4 * PAGE, PAGE);
             assertThat(rig.fs.read(d, 0, buf)).isEqualTo(data.length);
             assertThat(bytes(buf, data.length)).isEqualTo(data);
+            // read(2) reads on the caller's thread anyway; io_submit's completion is the other path
+            MemorySegment aio = confined.allocate(4 * PAGE, PAGE);
+            assertThat(rig.guard(rig.fs.aioRead(d, 0, aio).toCompletableFuture(), "aioRead")).isEqualTo(data.length);
+            assertThat(bytes(aio, data.length)).isEqualTo(data);
             rig.fs.release(d);
             rig.fs.release(b);
         }

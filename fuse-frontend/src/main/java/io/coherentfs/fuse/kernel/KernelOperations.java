@@ -188,27 +188,13 @@ final class KernelOperations {
         int errno = 0;
         try {
             h.run();
-        } catch (ErrnoException e) {
-            errno = e.errno();
-            if (errno == Errno.EIO.code()) {
-                LOG.log(Level.WARNING, op.tag + ": " + e.getMessage(), e);
-            } else if (LOG.isLoggable(Level.FINE)) {
-                LOG.fine(op.tag + ": " + e.getMessage());
-            }
-        } catch (IOException | RuntimeException e) {
-            errno = Errno.EIO.code();
-            LOG.log(Level.WARNING, op.tag + " failed: " + e, e);
-        } catch (Error e) {
-            errno = Errno.EIO.code();
-            LOG.log(Level.SEVERE, op.tag + " failed: " + e, e);
+        } catch (IOException | RuntimeException | Error e) {
+            errno = metrics.failed(op, e, LOG);
         } finally {
             metrics.done(op, t);
         }
-        if (errno != 0) {
-            metrics.error(op, errno);
-            if (out != null && !out.sent()) {
-                out.error(errno);
-            }
+        if (errno != 0 && out != null && !out.sent()) {
+            out.error(errno);
         }
     }
 
