@@ -70,6 +70,10 @@ public final class LinuxSyscalls {
     public static final int PROT_WRITE = 2;
     public static final int MAP_SHARED = 1;
     public static final int MAP_POPULATE = 0x8000;
+    public static final int MAP_PRIVATE = 2;
+    public static final int MAP_ANONYMOUS = 0x20;
+    /** madvise(2): back the range with transparent huge pages where possible. */
+    public static final int MADV_HUGEPAGE = 14;
 
     // Block device ioctls (linux/fs.h).
     public static final long BLKSSZGET = 0x1268L;
@@ -135,6 +139,8 @@ public final class LinuxSyscalls {
             FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG));
     private static final MethodHandle MUNMAP = downcall("munmap",
             FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG));
+    private static final MethodHandle MADVISE = downcall("madvise",
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT));
     private static final MethodHandle MSYNC = downcall("msync",
             FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT));
     private static final MethodHandle MOUNT = downcall("mount",
@@ -478,6 +484,11 @@ public final class LinuxSyscalls {
         long address = checked("mmap", false, () -> "fd " + fd + ", length " + length + ", offset " + offset,
                 c -> ((MemorySegment) MMAP.invokeExact(c, MemorySegment.NULL, length, prot, flags, fd, offset)).address());
         return MemorySegment.ofAddress(address).reinterpret(length);
+    }
+
+    public static void madvise(MemorySegment range, int advice) throws ErrnoException {
+        checked("madvise", false, () -> "advice " + advice + ", length " + range.byteSize(),
+                c -> (int) MADVISE.invokeExact(c, range, range.byteSize(), advice));
     }
 
     public static void munmap(MemorySegment mapping) throws ErrnoException {
