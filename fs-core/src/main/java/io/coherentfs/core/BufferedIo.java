@@ -212,12 +212,17 @@ final class BufferedIo {
      * most: the kernel caches what it reads, but every first touch of a page is a round trip to
      * here, and random reads of a file cached nowhere else would each wait for the device.
      */
+    /** The cache is under half full: read-around may add pages without pushing others out. */
+    boolean readAroundWelcome() {
+        return cache.totalBytes() < cache.budgetBytes() / 2;
+    }
+
     private Folio readMiss(LiveInode li, FolioMapping m, long index, long lastIndexWanted) throws IOException {
         // The readahead state is a heuristic: racing readers may overwrite each other's; harmless.
         boolean sequential = index == li.readaheadNext;
         int window = sequential ? Math.min(li.readaheadWindow * 2, READAHEAD_MAX_PAGES) : READAHEAD_MIN_PAGES;
         long from = index;
-        if (!sequential && cache.totalBytes() < cache.budgetBytes() / 2) {
+        if (!sequential && readAroundWelcome()) {
             long cluster = index & -READ_AROUND_PAGES;
             window = Math.max(window, (int) (cluster + READ_AROUND_PAGES - index));
             from = cluster;

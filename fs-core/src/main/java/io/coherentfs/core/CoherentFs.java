@@ -1647,6 +1647,11 @@ public final class CoherentFs implements Vfs {
     }
 
     @Override
+    public boolean readAroundWelcome() {
+        return buffered.readAroundWelcome();
+    }
+
+    @Override
     public StatFs statfs() throws IOException {
         checkOpen();
         // As ext4: blocks promised to delayed allocations count as used (df shows data written

@@ -207,6 +207,7 @@ public final class Daemon {
             case KERNEL -> {
                 KernelSession session = new KernelSession(fs, registry, kernelMount(mp, fuseblk), options.threads(),
                         true, options.fuseOptions().contains("allow_root"));
+                session.storeGate(options.kernelStoreGate());
                 session.onDestroy(closeAtDestroy);
                 session.run();
             }

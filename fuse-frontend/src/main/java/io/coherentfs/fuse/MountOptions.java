@@ -34,10 +34,17 @@ import java.util.Set;
  *                    itself on /dev/fuse ({@link io.coherentfs.fuse.kernel.KernelSession}, the
  *                    default), or libfuse 2 through jnr-fuse
  * @param threads     {@code threads=N}: request threads of the kernel transport (default 16)
+ * @param kernelStoreGate false with {@code unsafe_no_kernel_store_gate} (race tests only): the
+ *                    kernel transport's read-around stores into the kernel's page cache without
+ *                    waiting out writers ({@link io.coherentfs.fuse.kernel.KernelSession#storeGate})
  */
 public record MountOptions(boolean readOnly, long cacheBytes, InetSocketAddress metrics, CoherenceConfig coherence,
         CoherentFs.Atime atime, String fsname, String subtype, Path logFile, boolean debug,
-        List<String> fuseOptions, boolean remount, Boolean fuseblk, Transport transport, int threads) {
+        List<String> fuseOptions, boolean remount, Boolean fuseblk, Transport transport, int threads,
+        boolean kernelStoreGate) {
+
+    /** The frontend's own coherence switch; the engine's are {@link CoherenceConfig}'s. */
+    public static final String UNSAFE_NO_KERNEL_STORE_GATE = "unsafe_no_kernel_store_gate";
 
     /** Who speaks the FUSE protocol. */
     public enum Transport {
@@ -71,6 +78,7 @@ public record MountOptions(boolean readOnly, long cacheBytes, InetSocketAddress 
         Boolean fuseblk = null;
         Transport transport = Transport.KERNEL;
         int threads = DEFAULT_THREADS;
+        boolean kernelStoreGate = true;
         List<String> unsafe = new ArrayList<>();
         List<String> fuse = new ArrayList<>();
         for (String group : optionStrings) {
@@ -108,6 +116,7 @@ public record MountOptions(boolean readOnly, long cacheBytes, InetSocketAddress 
                                 + "': transport is libfuse or kernel");
                     };
                     case "threads" -> threads = threads(o, value);
+                    case UNSAFE_NO_KERNEL_STORE_GATE -> kernelStoreGate = false;
                     case "comment", "x-systemd.automount", "x-systemd.requires", "x-systemd.device-timeout",
                             "x-systemd.mount-timeout", "x-systemd.after", "x-systemd.before",
                             "x-systemd.idle-timeout", "x-systemd.wanted-by", "x-systemd.required-by",
@@ -139,7 +148,7 @@ public record MountOptions(boolean readOnly, long cacheBytes, InetSocketAddress 
             throw new IllegalArgumentException("bad subtype '" + subtype + "'");
         }
         return new MountOptions(ro, cache, metrics, coherence, atime, fsname, subtype, log, debug, List.copyOf(fuse),
-                remount, fuseblk, transport, threads);
+                remount, fuseblk, transport, threads, kernelStoreGate);
     }
 
     private static int threads(String option, String value) {

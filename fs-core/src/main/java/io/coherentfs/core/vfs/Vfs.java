@@ -141,6 +141,14 @@ public interface Vfs extends AutoCloseable {
 
     StatFs statfs() throws IOException;
 
+    /**
+     * Whether the page cache is under half its budget, so that reading around a random miss is
+     * worth the memory it takes (the engine's own read-around follows this rule). A frontend that
+     * fills a cache in front of this one (the kernel's, through FUSE_NOTIFY_STORE) asks before
+     * reading ahead for it.
+     */
+    boolean readAroundWelcome();
+
     /** Makes every completed change durable (syncfs). */
     void sync() throws IOException;
 

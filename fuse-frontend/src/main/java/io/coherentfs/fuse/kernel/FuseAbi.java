@@ -78,6 +78,7 @@ public final class FuseAbi {
 
     // ---- notifications (enum fuse_notify_code): sent with unique 0, the code in error ---------
     public static final int NOTIFY_INVAL_INODE = 2;
+    public static final int NOTIFY_STORE = 4;
 
     // ---- INIT flags (fuse_init_in/out.flags; bits 32..63 travel in flags2) --------------------
     public static final long ASYNC_READ = 1L << 0;
@@ -286,6 +287,9 @@ public final class FuseAbi {
 
     /** fuse_notify_inval_inode_out {u64 ino, s64 off, s64 len}. */
     public static final int NOTIFY_INVAL_INODE_BYTES = 24;
+
+    /** fuse_notify_store_out {u64 nodeid, u64 offset, u32 size, u32 padding}, then size bytes of data. */
+    public static final int NOTIFY_STORE_BYTES = 24;
 
     /** FUSE_REC_ALIGN / FUSE_DIRENT_SIZE: a dirent record of a name of {@code nameLength} bytes. */
     public static int direntSize(int nameLength) {

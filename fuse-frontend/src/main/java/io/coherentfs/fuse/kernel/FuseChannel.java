@@ -100,6 +100,34 @@ public final class FuseChannel implements AutoCloseable {
         write(iov, 1);
     }
 
+    /**
+     * Sends FUSE_NOTIFY_STORE: the kernel copies {@code data} into its page cache of
+     * {@code nodeid} at {@code offset}, overwriting what it holds there — uptodate, locked or dirty
+     * pages alike — and grows its i_size if the range ends past it (fs/fuse/dev.c
+     * fuse_notify_store). It waits for each page's lock. The caller must know the data is what the
+     * file holds and will hold until the kernel has it: see {@link KernelCacheFill}. Returns false
+     * when the kernel no longer knows the inode (ENOENT) or the connection is gone (ENODEV).
+     *
+     * @param scratch at least {@code OUT_HEADER_BYTES + NOTIFY_STORE_BYTES + 2 * IOVEC_BYTES} bytes
+     */
+    public boolean store(long nodeid, long offset, MemorySegment data, MemorySegment scratch) throws ErrnoException {
+        int head = FuseAbi.OUT_HEADER_BYTES + FuseAbi.NOTIFY_STORE_BYTES;
+        MemorySegment msg = scratch.asSlice(0, head);
+        msg.set(ValueLayout.JAVA_INT, FuseAbi.OUT_LEN, (int) (head + data.byteSize()));
+        msg.set(ValueLayout.JAVA_INT, FuseAbi.OUT_ERROR, FuseAbi.NOTIFY_STORE);
+        msg.set(ValueLayout.JAVA_LONG, FuseAbi.OUT_UNIQUE, 0L);
+        msg.set(ValueLayout.JAVA_LONG, 16, nodeid);
+        msg.set(ValueLayout.JAVA_LONG, 24, offset);
+        msg.set(ValueLayout.JAVA_INT, 32, (int) data.byteSize());
+        msg.set(ValueLayout.JAVA_INT, 36, 0);
+        MemorySegment iov = scratch.asSlice(head, 2 * LinuxSyscalls.IOVEC_BYTES);
+        iov.set(ValueLayout.JAVA_LONG, 0, msg.address());
+        iov.set(ValueLayout.JAVA_LONG, 8, head);
+        iov.set(ValueLayout.JAVA_LONG, 16, data.address());
+        iov.set(ValueLayout.JAVA_LONG, 24, data.byteSize());
+        return write(iov, 2);
+    }
+
     public boolean isClosed() {
         return closed;
     }

@@ -67,16 +67,19 @@ final class KernelOperations {
     private final Vfs vfs;
     private final FuseMetrics metrics;
     private final DirectWriteReplies directWriteReplies;
+    private final KernelCacheFill cacheFill;
     private final boolean keepCache;
     /** Open files by fh (== OpenFile.id()). */
     private final ConcurrentHashMap<Long, OpenFile> files = new ConcurrentHashMap<>();
     /** Buffered companions of direct handles, by the direct handle's fh; made on first cache write-back. */
     private final ConcurrentHashMap<Long, OpenFile> companions = new ConcurrentHashMap<>();
 
-    KernelOperations(Vfs vfs, FuseMetrics metrics, DirectWriteReplies directWriteReplies, boolean keepCache) {
+    KernelOperations(Vfs vfs, FuseMetrics metrics, DirectWriteReplies directWriteReplies, KernelCacheFill cacheFill,
+            boolean keepCache) {
         this.vfs = vfs;
         this.metrics = metrics;
         this.directWriteReplies = directWriteReplies;
+        this.cacheFill = cacheFill;
         this.keepCache = keepCache;
     }
 
@@ -331,16 +334,38 @@ final class KernelOperations {
                 ? new Timespec(in.get(JAVA_LONG, FuseAbi.SETATTR_MTIME), in.get(JAVA_INT, FuseAbi.SETATTR_MTIMENSEC))
                 : null;
         SetAttr change = new SetAttr(mode, uid, gid, size, atime, atimeNow, mtime, mtimeNow);
-        attr(out, change.equals(SetAttr.NONE) ? vfs.getattr(r.nodeid()) : vfs.setattr(r.nodeid(), change));
+        if (change.equals(SetAttr.NONE)) {
+            attr(out, vfs.getattr(r.nodeid()));
+        } else if (size != null) {
+            attr(out, cacheFill.changingSize(r.nodeid(), () -> vfs.setattr(r.nodeid(), change)));
+        } else {
+            attr(out, vfs.setattr(r.nodeid(), change));
+        }
     }
 
     // ---- files ---------------------------------------------------------------------------------
 
     private void open(FuseRequest r, Reply out) throws IOException {
         int flags = r.body(FuseAbi.OPEN_IN_BYTES).get(JAVA_INT, 0);
-        OpenFile f = vfs.open(r.nodeid(), flags);
+        OpenFile f = openCounted(r.nodeid(), flags);
         FuseStructs.putOpenOut(out.payload(), 0, f.id(), opened(f));
         out.send(FuseAbi.OPEN_OUT_BYTES);
+    }
+
+    /** Opens, a handle with write access counted by {@link KernelCacheFill#writerOpening} first (its store gate). */
+    private OpenFile openCounted(long ino, int flags) throws IOException {
+        boolean writer = (flags & OpenFile.O_ACCMODE) != OpenFile.O_RDONLY;
+        if (writer) {
+            cacheFill.writerOpening(ino);
+        }
+        try {
+            return vfs.open(ino, flags);
+        } catch (IOException | RuntimeException e) {
+            if (writer) {
+                cacheFill.writerClosed(ino);
+            }
+            throw e;
+        }
     }
 
     /**
@@ -363,7 +388,7 @@ final class KernelOperations {
         }
         OpenFile f;
         try {
-            f = vfs.open(a.ino(), flags);
+            f = openCounted(a.ino(), flags);
         } catch (IOException | RuntimeException e) {
             vfs.forget(a.ino(), 1); // the kernel never learns of the entry
             throw e;
@@ -400,6 +425,9 @@ final class KernelOperations {
         int n = vfs.read(f, offset, b.data().asSlice(0, size));
         (direct(f) ? metrics.readDirect : metrics.readBuffered).record(n);
         b.reply().sendData(b.data().asSlice(0, n));
+        if (!direct(f)) {
+            cacheFill.missed(f.ino(), offset, size);
+        }
     }
 
     /**
@@ -458,7 +486,13 @@ final class KernelOperations {
             }
         } finally {
             if (f != null) {
-                vfs.release(f);
+                try {
+                    vfs.release(f);
+                } finally {
+                    if (f.writable()) {
+                        cacheFill.writerClosed(f.ino());
+                    }
+                }
             }
         }
         out.ok();

@@ -3,6 +3,7 @@ package io.coherentfs.fuse.kernel;
 import io.coherentfs.blockdev.error.Errno;
 import io.coherentfs.blockdev.error.ErrnoException;
 import io.coherentfs.blockdev.ffm.LinuxSyscalls;
+import io.coherentfs.core.sync.RacePoints;
 import io.coherentfs.core.vfs.Vfs;
 import io.coherentfs.fuse.FuseMetrics;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -11,6 +12,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.logging.Level;
@@ -73,7 +75,12 @@ public final class KernelSession {
     private volatile InitNegotiation negotiated;
     private KernelOperations operations;
     private DirectWriteReplies directWriteReplies;
+    private KernelCacheFill cacheFill;
     private FuseChannel channel;
+    private final MeterRegistry registry;
+    private volatile boolean storeGate = true;
+    private volatile RacePoints race = RacePoints.NONE;
+    private final CompletableFuture<Void> mounted = new CompletableFuture<>();
 
     /**
      * @param keepCache whether buffered opens keep the kernel's cached pages (README "The kernel's
@@ -90,7 +97,26 @@ public final class KernelSession {
         this.mount = mount;
         this.threads = threads;
         this.keepCache = keepCache;
+        this.registry = registry;
         this.metrics = new FuseMetrics(registry, () -> operations == null ? 0 : operations.openFiles());
+    }
+
+    /**
+     * {@code unsafe_no_kernel_store_gate} (race tests only) passes false: the kernel read-around
+     * then stores without waiting out writers ({@link KernelCacheFill}). Before {@link #run}.
+     */
+    public void storeGate(boolean on) {
+        this.storeGate = on;
+    }
+
+    /** Interleaving points for race tests; production keeps {@link RacePoints#NONE}. Before {@link #run}. */
+    public void racePoints(RacePoints points) {
+        this.race = points;
+    }
+
+    /** Completes once mount(2) has succeeded (the workers are starting); fails if the mount fails. */
+    public CompletableFuture<Void> mounted() {
+        return mounted;
     }
 
     /** Runs {@code r} once when the session ends: at FUSE_DESTROY, else after the last request. */
@@ -103,26 +129,31 @@ public final class KernelSession {
         channel = FuseChannel.open();
         try {
             directWriteReplies = new DirectWriteReplies(channel);
-            operations = new KernelOperations(vfs, metrics, directWriteReplies, keepCache);
+            cacheFill = new KernelCacheFill(vfs, channel, registry, storeGate, race);
+            operations = new KernelOperations(vfs, metrics, directWriteReplies, cacheFill, keepCache);
             try {
                 mount.mount(channel);
             } catch (ErrnoException e) {
+                mounted.completeExceptionally(e);
                 throw new IOException("cannot mount " + mount.source() + " on " + mount.target() + " (" + mount.type()
                         + "): " + e.getMessage(), e);
             }
             LOG.info("mounted " + mount.type() + " " + mount.source() + " on " + mount.target() + " with " + threads
                     + " threads (flags 0x" + Long.toHexString(mount.flags()) + ", " + mount.data() + ")");
             directWriteReplies.start();
+            cacheFill.start();
             List<Thread> workers = new ArrayList<>();
             for (int i = 0; i < threads; i++) {
                 Thread t = Thread.ofPlatform().name("fuse-" + i).unstarted(this::serve);
                 workers.add(t);
                 t.start();
             }
+            mounted.complete(null);
             for (Thread t : workers) {
                 joinUninterruptibly(t);
             }
             try {
+                cacheFill.stop();
                 directWriteReplies.stop();
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();

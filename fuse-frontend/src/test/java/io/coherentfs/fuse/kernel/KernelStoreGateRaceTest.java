@@ -1,0 +1,171 @@
+package io.coherentfs.fuse.kernel;
+
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import io.coherentfs.blockdev.DirectDevice;
+import io.coherentfs.blockdev.ImageFiles;
+import io.coherentfs.blockdev.ffm.LinuxSyscalls;
+import io.coherentfs.core.CoherentFs;
+import io.coherentfs.core.sync.RacePoints;
+import io.coherentfs.core.vfs.Caller;
+import io.coherentfs.core.vfs.OpenFile;
+import io.coherentfs.core.vfs.Vfs;
+import io.coherentfs.fuse.Mounts;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandle;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.List;
+import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The kernel store gate ({@link KernelCacheFill}), on a real FUSE mount served in this JVM: a
+ * read-around store that read the engine's bytes before a writer opened must reach the kernel
+ * before the writer's first write, never after it.
+ *
+ * <p>The interleaving, through race points: a 4 KiB random read misses the kernel's cache, and
+ * the store of its cluster stops after reading the engine's data (old bytes). Another thread
+ * opens the file for writing and writes new bytes inside that cluster. With the gate the open
+ * waits for the store, so the new bytes land last; without it
+ * ({@code unsafe_no_kernel_store_gate}) the write finishes first and the store, released then,
+ * puts the old bytes back over it in the kernel's cache — a later buffered read returns them
+ * though the engine holds the new ones. The negative run asserts exactly that stale read.
+ */
+class KernelStoreGateRaceTest {
+    private static final int PAGE = 4096;
+    private static final int FILE_BYTES = KernelCacheFill.CLUSTER;
+    private static final long WRITTEN_AT = 16 * PAGE;
+    private static final int POSIX_FADV_RANDOM = 1;
+
+    @TempDir
+    Path dir;
+
+    @Test
+    void aWriterOpenWaitsForTheStoreInFlight() throws Throwable {
+        assertThat(raceWriterAgainstStore(true)).isEqualTo(fill('B'));
+    }
+
+    @Test
+    void withoutTheGateTheStoreOverwritesTheNewBytesInTheKernelCache() throws Throwable {
+        assertThat(raceWriterAgainstStore(false)).isEqualTo(fill('A'));
+    }
+
+    /** Returns what a buffered read of the written page sees after both the store and the write are done. */
+    private byte[] raceWriterAgainstStore(boolean gated) throws Throwable {
+        assumeTrue(Mounts.isRoot(), "mounting FUSE with mount(2) needs root");
+        assumeTrue(Files.isWritable(Path.of("/dev/fuse")), "no /dev/fuse");
+        Path image = dir.resolve("gate.img");
+        Path mnt = Files.createDirectory(dir.resolve("mnt"));
+        ImageFiles.createSparse(image, 64L << 20);
+        try (DirectDevice device = DirectDevice.open(image); RacePoints race = RacePoints.armable()) {
+            CoherentFs.mkfs(device, "gate", UUID.randomUUID(), Caller.ROOT);
+            CoherentFs fs = CoherentFs.open(device, CoherentFs.Options.DEFAULT);
+            try {
+                writeThroughTheEngine(fs, "f", fill('A', FILE_BYTES)); // no writer is open once mounted
+                KernelSession session = new KernelSession(fs, new SimpleMeterRegistry(),
+                        KernelMount.of(image.toString(), mnt.toString(), "coherentfs-test", false, PAGE, List.of(),
+                                0, 0, 0),
+                        4, true, false);
+                session.storeGate(gated);
+                session.racePoints(race);
+                Thread server = Thread.ofPlatform().name("gate-test-session").start(() -> {
+                    try {
+                        session.run();
+                    } catch (Exception e) {
+                        session.mounted().completeExceptionally(e);
+                    }
+                });
+                session.mounted().get(60, TimeUnit.SECONDS);
+                try {
+                    return race(race, mnt.resolve("f"), gated);
+                } finally {
+                    race.close();
+                    Mounts.detach(mnt);
+                    server.join();
+                }
+            } finally {
+                fs.close();
+            }
+        }
+    }
+
+    private static byte[] race(RacePoints race, Path file, boolean gated) throws Throwable {
+        CompletableFuture<Void> writerWaits = new CompletableFuture<>();
+        race.arm(KernelCacheFill.RACE_STORE_DATA_READ);
+        race.arm(KernelCacheFill.RACE_WRITER_WAITS, () -> writerWaits.complete(null));
+        race.arm(KernelCacheFill.RACE_STORE_SENT, () -> { });
+        int fd = LinuxSyscalls.open(file.toString(), LinuxSyscalls.O_RDONLY, 0);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment page = arena.allocate(PAGE, PAGE);
+            fadviseRandom(fd); // the kernel asks for exactly the page: a 4 KiB READ, a store
+            LinuxSyscalls.pread(fd, page, 0);
+            race.await(KernelCacheFill.RACE_STORE_DATA_READ); // holding the old bytes
+
+            CompletableFuture<Void> writer = CompletableFuture.runAsync(() -> {
+                try (FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE)) {
+                    ch.write(ByteBuffer.wrap(fill('B', PAGE)), WRITTEN_AT);
+                } catch (Exception e) {
+                    throw new IllegalStateException(e);
+                }
+            });
+            // Gated, the writer's open stops in front of the store; without the gate it finishes.
+            CompletableFuture.anyOf(writer, writerWaits).get(60, TimeUnit.SECONDS);
+            assertThat(writer.isDone()).as("the writer finished while a store was in flight").isEqualTo(!gated);
+
+            race.release(KernelCacheFill.RACE_STORE_DATA_READ);
+            race.await(KernelCacheFill.RACE_STORE_SENT);
+            writer.get(60, TimeUnit.SECONDS);
+            LinuxSyscalls.pread(fd, page, WRITTEN_AT);
+            return page.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE);
+        } finally {
+            LinuxSyscalls.close(fd);
+        }
+    }
+
+    private static void writeThroughTheEngine(CoherentFs fs, String name, byte[] data) throws Exception {
+        long ino = fs.mknod(Vfs.ROOT, name.getBytes(StandardCharsets.UTF_8), 0644, 0, Caller.ROOT).ino();
+        fs.forget(ino, 1);
+        OpenFile f = fs.open(ino, OpenFile.O_RDWR);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment src = arena.allocate(data.length, PAGE);
+            MemorySegment.copy(MemorySegment.ofArray(data), 0, src, 0, data.length);
+            fs.write(f, 0, src);
+            fs.fsync(f, false);
+        } finally {
+            fs.release(f);
+        }
+    }
+
+    private static void fadviseRandom(int fd) throws Throwable {
+        Linker linker = Linker.nativeLinker();
+        MethodHandle fadvise = linker.downcallHandle(linker.defaultLookup().find("posix_fadvise").orElseThrow(),
+                FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_INT));
+        int rc = (int) fadvise.invokeExact(fd, 0L, 0L, POSIX_FADV_RANDOM);
+        assertThat(rc).isZero();
+    }
+
+    private static byte[] fill(char c) {
+        return fill(c, PAGE);
+    }
+
+    private static byte[] fill(char c, int bytes) {
+        byte[] b = new byte[bytes];
+        java.util.Arrays.fill(b, (byte) c);
+        return b;
+    }
+}
