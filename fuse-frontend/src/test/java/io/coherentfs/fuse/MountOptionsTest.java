@@ -30,6 +30,8 @@ class MountOptionsTest {
         assertThat(o.subtype()).isEqualTo("cfs");
         assertThat(o.readOnly()).isFalse();
         assertThat(o.coherence().deferredCompletion()).isFalse();
+        assertThat(o.kernelStoreGate()).isTrue();
+        assertThat(MountOptions.parse(List.of("unsafe_no_kernel_store_gate")).kernelStoreGate()).isFalse();
     }
 
     @Test

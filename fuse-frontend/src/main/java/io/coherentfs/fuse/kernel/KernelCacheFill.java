@@ -5,6 +5,8 @@ import io.coherentfs.blockdev.ffm.LinuxSyscalls;
 import io.coherentfs.core.sync.RacePoints;
 import io.coherentfs.core.vfs.OpenFile;
 import io.coherentfs.core.vfs.Vfs;
+import io.coherentfs.fuse.FuseMetrics;
+import io.coherentfs.fuse.FuseMetrics.Op;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
 import java.io.IOException;
@@ -15,6 +17,7 @@ import java.util.HashMap;
 import java.util.Map;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.logging.Level;
 import java.util.logging.Logger;
@@ -34,16 +37,16 @@ import java.util.logging.Logger;
  * the inode is open for writing, and nothing else changes the data meanwhile:
  * <ul>
  *   <li>{@link #writerOpening} (OPEN or CREATE with write access) counts the writer first, so
- *       no later store begins, and then waits for a store in flight to end (the stripe's write
- *       lock) before the open is answered. Every buffered write, mmap store, direct write,
- *       fallocate and copy_file_range needs such a handle, so none can start while a store of
- *       its inode is in flight, and none that started is overtaken by one.</li>
- *   <li>{@link #changingSize} (SETATTR with a size: truncate(2) needs no open handle) runs the
- *       engine's change under the stripe's write lock: a store reads the data either wholly
- *       before (and has been sent, before the kernel truncates its pages after our reply) or
- *       wholly after it.</li>
- *   <li>The store thread checks for writers, reads the engine's data and sends the
- *       notification all under the stripe's read lock.</li>
+ *       no later store begins, and the open is then answered through {@link #whenNoStore}: only
+ *       once no store of the stripe is in flight. Every buffered write, mmap store, direct
+ *       write, fallocate and copy_file_range needs such a handle, so none can start while a
+ *       store of its inode is in flight, and none that started is overtaken by one.</li>
+ *   <li>A SETATTR with a size (truncate(2) needs no open handle) runs the engine's change
+ *       through {@link #whenNoStore}, under the stripe's write lock: a store reads the data
+ *       either wholly before (and has been sent before the kernel truncates its pages after our
+ *       reply) or wholly after it.</li>
+ *   <li>A store checks for writers, reads the engine's data and sends the notification all
+ *       under the stripe's read lock.</li>
  * </ul>
  * Invariant: a store's bytes are the engine's bytes of the range from the moment they were
  * read until the kernel has them. {@code unsafe_no_kernel_store_gate} turns the gate off (no
@@ -52,10 +55,12 @@ import java.util.logging.Logger;
  * <h2>Threads and locks</h2>
  * {@link #STORE_THREADS} threads ("fuse-store-N") do the stores, from a bounded queue the READ
  * handlers offer to (a full queue drops the hint). The kernel's store waits for page locks, and
- * a page is locked while its READ is in flight: only a worker's answer releases it. A worker
- * never waits for a store here, except {@link #writerOpening} and {@link #changingSize} waiting
- * for the stores in flight on their stripe; those wait only for READs, which the other workers
- * answer.
+ * a page is locked while its READ is in flight: only a worker's answer releases it. So no
+ * worker ever waits for a store: {@link #whenNoStore} only tries the stripe's write lock, and
+ * when a store holds it, hands the request to the gate thread ("fuse-gate"), which waits there
+ * and answers it. Were workers to wait, enough writers opening at once could take every worker
+ * while a store waited for a READ that only a worker can answer. Waits: gate thread → stores →
+ * READs → workers, which wait for neither.
  * Lock order: stripe lock, then the engine's locks (inside Vfs calls), then the kernel's page
  * locks (inside the notification). Nothing here is held while a worker waits for the kernel.
  *
@@ -83,7 +88,7 @@ final class KernelCacheFill {
 
     /** Race points (tests): the store thread has read the engine's data and not yet sent it. */
     static final String RACE_STORE_DATA_READ = "kernel-store.data-read";
-    /** Race points (tests): a writer's open is about to wait for a store in flight. */
+    /** Race points (tests): a request (a writer's open, a size change) is handed to the gate thread, a store being in flight. */
     static final String RACE_WRITER_WAITS = "kernel-store.writer-waits";
     /** Race points (tests): the kernel has taken a store. */
     static final String RACE_STORE_SENT = "kernel-store.sent";
@@ -91,6 +96,17 @@ final class KernelCacheFill {
     private record Job(long ino, long offset) {}
 
     private static final Job STOP = new Job(-1, -1);
+
+    /** The rest of a request that may run only once no store of its inode's stripe is in flight. */
+    @FunctionalInterface
+    interface Deferred {
+        /** Does the work and answers on {@code reply}; a throw is answered with its errno. */
+        void finish(Reply reply) throws IOException;
+    }
+
+    private record Waiting(Op op, long ino, long unique, long started, Deferred task) {}
+
+    private static final Waiting STOP_GATE = new Waiting(null, -1, 0, 0, null);
 
     private final Vfs vfs;
     private final FuseChannel channel;
@@ -103,14 +119,19 @@ final class KernelCacheFill {
     /** Guarded by itself: clusters stored per inode since its last writer opened. */
     private final Map<Long, BitSet> stored = new HashMap<>();
     private final Thread[] threads;
+    private final Thread gateThread;
+    private final LinkedBlockingQueue<Waiting> waiting = new LinkedBlockingQueue<>();
+    private final FuseMetrics metrics;
     private final Counter clustersStored;
     private final Counter bytesStored;
 
     /**
      * @param gated false only for {@code unsafe_no_kernel_store_gate}
      */
-    KernelCacheFill(Vfs vfs, FuseChannel channel, MeterRegistry registry, boolean gated, RacePoints race) {
+    KernelCacheFill(Vfs vfs, FuseChannel channel, MeterRegistry registry, FuseMetrics metrics, boolean gated,
+            RacePoints race) {
         this.vfs = vfs;
+        this.metrics = metrics;
         this.channel = channel;
         this.gated = gated;
         this.race = race;
@@ -121,6 +142,7 @@ final class KernelCacheFill {
         for (int i = 0; i < STORE_THREADS; i++) {
             threads[i] = Thread.ofPlatform().name("fuse-store-" + i).unstarted(this::run);
         }
+        this.gateThread = Thread.ofPlatform().name("fuse-gate").unstarted(this::gate);
         this.clustersStored = Counter.builder("coherentfs.fuse.kernel.store.clusters")
                 .description("read-around clusters pushed into the kernel's page cache (FUSE_NOTIFY_STORE)")
                 .register(registry);
@@ -132,8 +154,10 @@ final class KernelCacheFill {
         for (Thread t : threads) {
             t.start();
         }
+        gateThread.start();
     }
 
+    /** After the last worker: requests still waiting are answered anyway (the kernel refuses them, unmounted). */
     void stop() throws InterruptedException {
         queue.clear();
         for (Thread t : threads) {
@@ -142,6 +166,8 @@ final class KernelCacheFill {
         for (Thread t : threads) {
             t.join();
         }
+        waiting.put(STOP_GATE);
+        gateThread.join();
     }
 
     private ReentrantReadWriteLock stripe(long ino) {
@@ -165,22 +191,12 @@ final class KernelCacheFill {
 
     /**
      * Before a handle of {@code ino} with write access is opened: no store of the inode starts
-     * from now on, and the one in flight, if any, has ended when this returns.
+     * from now on. Answer the open through {@link #whenNoStore}, so that a store in flight ends
+     * first.
      */
     void writerOpening(long ino) {
-        if (!gated) {
-            return;
-        }
-        writers.merge(ino, 1, Integer::sum);
-        ReentrantReadWriteLock lock = stripe(ino);
-        race.hit(RACE_WRITER_WAITS);
-        lock.writeLock().lock();
-        try {
-            synchronized (stored) {
-                stored.remove(ino); // after the store in flight remembered its cluster
-            }
-        } finally {
-            lock.writeLock().unlock();
+        if (gated) {
+            writers.merge(ino, 1, Integer::sum);
         }
     }
 
@@ -191,25 +207,76 @@ final class KernelCacheFill {
         }
     }
 
-    @FunctionalInterface
-    interface Change<T> {
-        T run() throws IOException;
-    }
-
-    /** Runs a change of {@code ino}'s size that needs no open handle, with no store of it in flight. */
-    <T> T changingSize(long ino, Change<T> change) throws IOException {
+    /**
+     * Runs {@code task} under the write lock of {@code ino}'s stripe: here, answering on
+     * {@code out}, when no store holds the stripe; else on the gate thread once the stores in
+     * flight have ended ({@code out} is then marked answered, the gate thread answers). Never
+     * waits. Without the gate, runs {@code task} here at once.
+     */
+    void whenNoStore(Op op, long ino, long unique, Reply out, Deferred task) throws IOException {
         if (!gated) {
-            return change.run();
+            task.finish(out);
+            return;
         }
         ReentrantReadWriteLock lock = stripe(ino);
-        lock.writeLock().lock();
-        try {
-            synchronized (stored) {
-                stored.remove(ino);
+        if (lock.writeLock().tryLock()) {
+            try {
+                forgetStored(ino);
+                task.finish(out);
+            } finally {
+                lock.writeLock().unlock();
             }
-            return change.run();
-        } finally {
-            lock.writeLock().unlock();
+            return;
+        }
+        out.none();
+        race.hit(RACE_WRITER_WAITS);
+        waiting.add(new Waiting(op, ino, unique, metrics.start(), task));
+    }
+
+    /** A writer or a size change makes the stored clusters of {@code ino} history. Holds the stripe's write lock. */
+    private void forgetStored(long ino) {
+        synchronized (stored) {
+            stored.remove(ino);
+        }
+    }
+
+    /** The gate thread: answers deferred requests, each once the stores of its stripe have ended. */
+    private void gate() {
+        try (Arena arena = Arena.ofConfined()) {
+            Reply reply = new Reply(channel, arena);
+            while (true) {
+                Waiting w;
+                try {
+                    w = waiting.take();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return;
+                }
+                if (w == STOP_GATE) {
+                    return;
+                }
+                ReentrantReadWriteLock lock = stripe(w.ino());
+                lock.writeLock().lock();
+                try {
+                    forgetStored(w.ino());
+                    reply.begin(w.unique());
+                    int errno = 0;
+                    try {
+                        w.task().finish(reply);
+                    } catch (IOException | RuntimeException | Error e) {
+                        errno = metrics.failed(w.op(), e, LOG);
+                    } finally {
+                        metrics.done(w.op(), w.started());
+                    }
+                    if (errno != 0 && !reply.sent()) {
+                        reply.error(errno);
+                    }
+                } catch (ErrnoException e) {
+                    LOG.log(Level.WARNING, "cannot answer a request the store gate held: " + e.getMessage(), e);
+                } finally {
+                    lock.writeLock().unlock();
+                }
+            }
         }
     }
 

@@ -337,7 +337,8 @@ final class KernelOperations {
         if (change.equals(SetAttr.NONE)) {
             attr(out, vfs.getattr(r.nodeid()));
         } else if (size != null) {
-            attr(out, cacheFill.changingSize(r.nodeid(), () -> vfs.setattr(r.nodeid(), change)));
+            long ino = r.nodeid();
+            cacheFill.whenNoStore(Op.SETATTR, ino, r.unique(), out, reply -> attr(reply, vfs.setattr(ino, change)));
         } else {
             attr(out, vfs.setattr(r.nodeid(), change));
         }
@@ -347,21 +348,33 @@ final class KernelOperations {
 
     private void open(FuseRequest r, Reply out) throws IOException {
         int flags = r.body(FuseAbi.OPEN_IN_BYTES).get(JAVA_INT, 0);
-        OpenFile f = openCounted(r.nodeid(), flags);
-        FuseStructs.putOpenOut(out.payload(), 0, f.id(), opened(f));
-        out.send(FuseAbi.OPEN_OUT_BYTES);
+        long ino = r.nodeid();
+        KernelCacheFill.Deferred finish = reply -> {
+            OpenFile f = openCounted(ino, flags);
+            FuseStructs.putOpenOut(reply.payload(), 0, f.id(), opened(f));
+            reply.send(FuseAbi.OPEN_OUT_BYTES);
+        };
+        if (writer(flags)) {
+            cacheFill.writerOpening(ino);
+            cacheFill.whenNoStore(Op.OPEN, ino, r.unique(), out, finish);
+        } else {
+            finish.finish(out);
+        }
     }
 
-    /** Opens, a handle with write access counted by {@link KernelCacheFill#writerOpening} first (its store gate). */
+    private static boolean writer(int openFlags) {
+        return (openFlags & OpenFile.O_ACCMODE) != OpenFile.O_RDONLY;
+    }
+
+    /**
+     * Opens; a handle with write access was counted by {@link KernelCacheFill#writerOpening} (its
+     * store gate), and is uncounted again if the open fails.
+     */
     private OpenFile openCounted(long ino, int flags) throws IOException {
-        boolean writer = (flags & OpenFile.O_ACCMODE) != OpenFile.O_RDONLY;
-        if (writer) {
-            cacheFill.writerOpening(ino);
-        }
         try {
             return vfs.open(ino, flags);
         } catch (IOException | RuntimeException e) {
-            if (writer) {
+            if (writer(flags)) {
                 cacheFill.writerClosed(ino);
             }
             throw e;
@@ -386,18 +399,27 @@ final class KernelOperations {
             }
             a = vfs.lookup(r.nodeid(), name);
         }
-        OpenFile f;
-        try {
-            f = openCounted(a.ino(), flags);
-        } catch (IOException | RuntimeException e) {
-            vfs.forget(a.ino(), 1); // the kernel never learns of the entry
-            throw e;
+        Attr entry = a;
+        KernelCacheFill.Deferred finish = reply -> {
+            OpenFile f;
+            try {
+                f = openCounted(entry.ino(), flags);
+            } catch (IOException | RuntimeException e) {
+                vfs.forget(entry.ino(), 1); // the kernel never learns of the entry
+                throw e;
+            }
+            int openFlags = opened(f);
+            MemorySegment p = reply.payload();
+            FuseStructs.putEntry(p, 0, entry, ENTRY_SECONDS, ATTR_SECONDS);
+            FuseStructs.putOpenOut(p, FuseAbi.ENTRY_OUT_BYTES, f.id(), openFlags);
+            reply.send(FuseAbi.ENTRY_OUT_BYTES + FuseAbi.OPEN_OUT_BYTES);
+        };
+        if (writer(flags)) {
+            cacheFill.writerOpening(entry.ino());
+            cacheFill.whenNoStore(Op.CREATE, entry.ino(), r.unique(), out, finish);
+        } else {
+            finish.finish(out);
         }
-        int openFlags = opened(f);
-        MemorySegment p = out.payload();
-        FuseStructs.putEntry(p, 0, a, ENTRY_SECONDS, ATTR_SECONDS);
-        FuseStructs.putOpenOut(p, FuseAbi.ENTRY_OUT_BYTES, f.id(), openFlags);
-        out.send(FuseAbi.ENTRY_OUT_BYTES + FuseAbi.OPEN_OUT_BYTES);
     }
 
     /** Files the handle; returns the FOPEN_* flags for it. */

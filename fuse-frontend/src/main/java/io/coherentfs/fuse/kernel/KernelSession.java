@@ -129,7 +129,7 @@ public final class KernelSession {
         channel = FuseChannel.open();
         try {
             directWriteReplies = new DirectWriteReplies(channel);
-            cacheFill = new KernelCacheFill(vfs, channel, registry, storeGate, race);
+            cacheFill = new KernelCacheFill(vfs, channel, registry, metrics, storeGate, race);
             operations = new KernelOperations(vfs, metrics, directWriteReplies, cacheFill, keepCache);
             try {
                 mount.mount(channel);

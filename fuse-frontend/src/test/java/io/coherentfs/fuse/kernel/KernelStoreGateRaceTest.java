@@ -40,11 +40,12 @@ import org.junit.jupiter.api.io.TempDir;
  *
  * <p>The interleaving, through race points: a 4 KiB random read misses the kernel's cache, and
  * the store of its cluster stops after reading the engine's data (old bytes). Another thread
- * opens the file for writing and writes new bytes inside that cluster. With the gate the open
- * waits for the store, so the new bytes land last; without it
- * ({@code unsafe_no_kernel_store_gate}) the write finishes first and the store, released then,
- * puts the old bytes back over it in the kernel's cache — a later buffered read returns them
- * though the engine holds the new ones. The negative run asserts exactly that stale read.
+ * changes the cluster: opens the file for writing and writes new bytes in it, or truncates it
+ * by path (no open handle) and grows it back, so that it reads as zeros. With the gate the
+ * change's open or SETATTR is answered only after the store, so the new bytes land last;
+ * without it ({@code unsafe_no_kernel_store_gate}) the change finishes first and the store,
+ * released then, puts the old bytes back in the kernel's cache — a later buffered read returns
+ * them though the engine holds the new ones. The negative runs assert exactly that stale read.
  */
 class KernelStoreGateRaceTest {
     private static final int PAGE = 4096;
@@ -57,16 +58,50 @@ class KernelStoreGateRaceTest {
 
     @Test
     void aWriterOpenWaitsForTheStoreInFlight() throws Throwable {
-        assertThat(raceWriterAgainstStore(true)).isEqualTo(fill('B'));
+        assertThat(raceAgainstStore(true, KernelStoreGateRaceTest::writeB)).isEqualTo(fill('B'));
     }
 
     @Test
     void withoutTheGateTheStoreOverwritesTheNewBytesInTheKernelCache() throws Throwable {
-        assertThat(raceWriterAgainstStore(false)).isEqualTo(fill('A'));
+        assertThat(raceAgainstStore(false, KernelStoreGateRaceTest::writeB)).isEqualTo(fill('A'));
     }
 
-    /** Returns what a buffered read of the written page sees after both the store and the write are done. */
-    private byte[] raceWriterAgainstStore(boolean gated) throws Throwable {
+    @Test
+    void aTruncateByPathWaitsForTheStoreInFlight() throws Throwable {
+        assertThat(raceAgainstStore(true, KernelStoreGateRaceTest::truncateAndRegrow)).isEqualTo(new byte[PAGE]);
+    }
+
+    @Test
+    void withoutTheGateTheStoreBringsTruncatedBytesBack() throws Throwable {
+        assertThat(raceAgainstStore(false, KernelStoreGateRaceTest::truncateAndRegrow)).isEqualTo(fill('A'));
+    }
+
+    /** The writer: opens the file for writing and writes a page of 'B' inside the stored cluster. */
+    private static void writeB(Path file) throws Exception {
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE)) {
+            ch.write(ByteBuffer.wrap(fill('B', PAGE)), WRITTEN_AT);
+        }
+    }
+
+    /** truncate(2) by path, with no open handle: to nothing, then back to its size (zeros). */
+    private static void truncateAndRegrow(Path file) throws Throwable {
+        Linker linker = Linker.nativeLinker();
+        MethodHandle truncate = linker.downcallHandle(linker.defaultLookup().find("truncate").orElseThrow(),
+                FunctionDescriptor.of(JAVA_INT, java.lang.foreign.ValueLayout.ADDRESS, JAVA_LONG));
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment path = arena.allocateFrom(file.toString());
+            assertThat((int) truncate.invokeExact(path, 0L)).isZero();
+            assertThat((int) truncate.invokeExact(path, (long) FILE_BYTES)).isZero();
+        }
+    }
+
+    @FunctionalInterface
+    private interface Change {
+        void apply(Path file) throws Throwable;
+    }
+
+    /** Returns what a buffered read of the changed page sees after both the store and the change are done. */
+    private byte[] raceAgainstStore(boolean gated, Change change) throws Throwable {
         assumeTrue(Mounts.isRoot(), "mounting FUSE with mount(2) needs root");
         assumeTrue(Files.isWritable(Path.of("/dev/fuse")), "no /dev/fuse");
         Path image = dir.resolve("gate.img");
@@ -92,7 +127,7 @@ class KernelStoreGateRaceTest {
                 });
                 session.mounted().get(60, TimeUnit.SECONDS);
                 try {
-                    return race(race, mnt.resolve("f"), gated);
+                    return race(race, mnt.resolve("f"), gated, change);
                 } finally {
                     race.close();
                     Mounts.detach(mnt);
@@ -104,7 +139,7 @@ class KernelStoreGateRaceTest {
         }
     }
 
-    private static byte[] race(RacePoints race, Path file, boolean gated) throws Throwable {
+    private static byte[] race(RacePoints race, Path file, boolean gated, Change change) throws Throwable {
         CompletableFuture<Void> writerWaits = new CompletableFuture<>();
         race.arm(KernelCacheFill.RACE_STORE_DATA_READ);
         race.arm(KernelCacheFill.RACE_WRITER_WAITS, () -> writerWaits.complete(null));
@@ -117,15 +152,16 @@ class KernelStoreGateRaceTest {
             race.await(KernelCacheFill.RACE_STORE_DATA_READ); // holding the old bytes
 
             CompletableFuture<Void> writer = CompletableFuture.runAsync(() -> {
-                try (FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE)) {
-                    ch.write(ByteBuffer.wrap(fill('B', PAGE)), WRITTEN_AT);
-                } catch (Exception e) {
+                try {
+                    change.apply(file);
+                } catch (Throwable e) {
                     throw new IllegalStateException(e);
                 }
             });
-            // Gated, the writer's open stops in front of the store; without the gate it finishes.
+            // Gated, the change stops in front of the store (its open or SETATTR waits on the gate
+            // thread); without the gate it finishes.
             CompletableFuture.anyOf(writer, writerWaits).get(60, TimeUnit.SECONDS);
-            assertThat(writer.isDone()).as("the writer finished while a store was in flight").isEqualTo(!gated);
+            assertThat(writer.isDone()).as("the change finished while a store was in flight").isEqualTo(!gated);
 
             race.release(KernelCacheFill.RACE_STORE_DATA_READ);
             race.await(KernelCacheFill.RACE_STORE_SENT);
