@@ -208,6 +208,7 @@ public final class Daemon {
                 KernelSession session = new KernelSession(fs, registry, kernelMount(mp, fuseblk), options.threads(),
                         true, options.fuseOptions().contains("allow_root"));
                 session.storeGate(options.kernelStoreGate());
+                session.directWriteInvalidation(options.directWriteInvalidation());
                 session.onDestroy(closeAtDestroy);
                 session.run();
             }

@@ -37,14 +37,18 @@ import java.util.Set;
  * @param kernelStoreGate false with {@code unsafe_no_kernel_store_gate} (race tests only): the
  *                    kernel transport's read-around stores into the kernel's page cache without
  *                    waiting out writers ({@link io.coherentfs.fuse.kernel.KernelSession#storeGate})
+ * @param directWriteInvalidation false with {@code unsafe_no_direct_write_invalidation} (race
+ *                    tests only): the kernel transport answers a direct write without first
+ *                    telling the kernel to drop its cached pages of the range
  */
 public record MountOptions(boolean readOnly, long cacheBytes, InetSocketAddress metrics, CoherenceConfig coherence,
         CoherentFs.Atime atime, String fsname, String subtype, Path logFile, boolean debug,
         List<String> fuseOptions, boolean remount, Boolean fuseblk, Transport transport, int threads,
-        boolean kernelStoreGate) {
+        boolean kernelStoreGate, boolean directWriteInvalidation) {
 
     /** The frontend's own coherence switch; the engine's are {@link CoherenceConfig}'s. */
     public static final String UNSAFE_NO_KERNEL_STORE_GATE = "unsafe_no_kernel_store_gate";
+    public static final String UNSAFE_NO_DIRECT_WRITE_INVALIDATION = "unsafe_no_direct_write_invalidation";
 
     /** Who speaks the FUSE protocol. */
     public enum Transport {
@@ -79,6 +83,7 @@ public record MountOptions(boolean readOnly, long cacheBytes, InetSocketAddress 
         Transport transport = Transport.KERNEL;
         int threads = DEFAULT_THREADS;
         boolean kernelStoreGate = true;
+        boolean directWriteInvalidation = true;
         List<String> unsafe = new ArrayList<>();
         List<String> fuse = new ArrayList<>();
         for (String group : optionStrings) {
@@ -117,6 +122,7 @@ public record MountOptions(boolean readOnly, long cacheBytes, InetSocketAddress 
                     };
                     case "threads" -> threads = threads(o, value);
                     case UNSAFE_NO_KERNEL_STORE_GATE -> kernelStoreGate = false;
+                    case UNSAFE_NO_DIRECT_WRITE_INVALIDATION -> directWriteInvalidation = false;
                     case "comment", "x-systemd.automount", "x-systemd.requires", "x-systemd.device-timeout",
                             "x-systemd.mount-timeout", "x-systemd.after", "x-systemd.before",
                             "x-systemd.idle-timeout", "x-systemd.wanted-by", "x-systemd.required-by",
@@ -148,7 +154,7 @@ public record MountOptions(boolean readOnly, long cacheBytes, InetSocketAddress 
             throw new IllegalArgumentException("bad subtype '" + subtype + "'");
         }
         return new MountOptions(ro, cache, metrics, coherence, atime, fsname, subtype, log, debug, List.copyOf(fuse),
-                remount, fuseblk, transport, threads, kernelStoreGate);
+                remount, fuseblk, transport, threads, kernelStoreGate, directWriteInvalidation);
     }
 
     private static int threads(String option, String value) {

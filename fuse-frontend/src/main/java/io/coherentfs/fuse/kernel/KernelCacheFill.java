@@ -18,6 +18,7 @@ import java.util.Map;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.logging.Level;
 import java.util.logging.Logger;
@@ -122,6 +123,7 @@ final class KernelCacheFill {
     private final Thread gateThread;
     private final LinkedBlockingQueue<Waiting> waiting = new LinkedBlockingQueue<>();
     private final FuseMetrics metrics;
+    private final AtomicBoolean stopped = new AtomicBoolean();
     private final Counter clustersStored;
     private final Counter bytesStored;
 
@@ -157,8 +159,15 @@ final class KernelCacheFill {
         gateThread.start();
     }
 
-    /** After the last worker: requests still waiting are answered anyway (the kernel refuses them, unmounted). */
+    /**
+     * Stops the store and gate threads, once: at FUSE_DESTROY, before the engine closes, else
+     * after the last worker. Requests still waiting are answered anyway (after the last worker,
+     * the kernel refuses them: unmounted). Hints offered later are dropped.
+     */
     void stop() throws InterruptedException {
+        if (!stopped.compareAndSet(false, true)) {
+            return;
+        }
         queue.clear();
         for (Thread t : threads) {
             queue.put(STOP);
@@ -176,7 +185,7 @@ final class KernelCacheFill {
 
     /** A READ of {@code length} bytes at {@code offset} of {@code ino} missed the kernel's cache (it reached us). */
     void missed(long ino, long offset, long length) {
-        if (length >= SMALL_READ || (gated && writers.containsKey(ino)) || !vfs.readAroundWelcome()) {
+        if (length >= SMALL_READ || (gated && writers.containsKey(ino)) || stopped.get() || !vfs.readAroundWelcome()) {
             return;
         }
         long cluster = offset / CLUSTER;
@@ -211,10 +220,10 @@ final class KernelCacheFill {
      * Runs {@code task} under the write lock of {@code ino}'s stripe: here, answering on
      * {@code out}, when no store holds the stripe; else on the gate thread once the stores in
      * flight have ended ({@code out} is then marked answered, the gate thread answers). Never
-     * waits. Without the gate, runs {@code task} here at once.
+     * waits. Without the gate, or once stopped, runs {@code task} here at once.
      */
     void whenNoStore(Op op, long ino, long unique, Reply out, Deferred task) throws IOException {
-        if (!gated) {
+        if (!gated || stopped.get()) { // stopped: no store runs any more, nor the gate thread
             task.finish(out);
             return;
         }

@@ -7,6 +7,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import io.coherentfs.blockdev.error.Errno;
 import io.coherentfs.blockdev.error.ErrnoException;
 import io.coherentfs.core.inode.Timespec;
+import io.coherentfs.core.sync.RacePoints;
 import io.coherentfs.core.vfs.Attr;
 import io.coherentfs.core.vfs.Caller;
 import io.coherentfs.core.vfs.DirEntry;
@@ -66,16 +67,22 @@ final class KernelOperations {
 
     private final Vfs vfs;
     private final FuseMetrics metrics;
+    /** Null only with {@code unsafe_no_direct_write_invalidation}. */
     private final DirectWriteReplies directWriteReplies;
     private final KernelCacheFill cacheFill;
+    private final RacePoints race;
     private final boolean keepCache;
     /** Open files by fh (== OpenFile.id()). */
     private final ConcurrentHashMap<Long, OpenFile> files = new ConcurrentHashMap<>();
     /** Buffered companions of direct handles, by the direct handle's fh; made on first cache write-back. */
     private final ConcurrentHashMap<Long, OpenFile> companions = new ConcurrentHashMap<>();
 
+    /** Race point (tests): a direct handle's WRITE has reached us and not yet the engine. */
+    static final String RACE_DIRECT_WRITE = "kernel-dio.write-received";
+
     KernelOperations(Vfs vfs, FuseMetrics metrics, DirectWriteReplies directWriteReplies, KernelCacheFill cacheFill,
-            boolean keepCache) {
+            RacePoints race, boolean keepCache) {
+        this.race = race;
         this.vfs = vfs;
         this.metrics = metrics;
         this.directWriteReplies = directWriteReplies;
@@ -472,9 +479,12 @@ final class KernelOperations {
             f = companion(f);
             direct = false;
         }
+        if (direct) {
+            race.hit(RACE_DIRECT_WRITE);
+        }
         int n = vfs.write(f, offset, data);
         (direct ? metrics.writeDirect : metrics.writeBuffered).record(n);
-        if (direct && n > 0) {
+        if (direct && n > 0 && directWriteReplies != null) {
             out.none(); // answered after the invalidation, off this worker
             directWriteReplies.reply(r.unique(), r.nodeid(), offset, n);
             return;

@@ -79,6 +79,7 @@ public final class KernelSession {
     private FuseChannel channel;
     private final MeterRegistry registry;
     private volatile boolean storeGate = true;
+    private volatile boolean directWriteInvalidation = true;
     private volatile RacePoints race = RacePoints.NONE;
     private final CompletableFuture<Void> mounted = new CompletableFuture<>();
 
@@ -109,6 +110,14 @@ public final class KernelSession {
         this.storeGate = on;
     }
 
+    /**
+     * {@code unsafe_no_direct_write_invalidation} (race tests only) passes false: a direct write
+     * is answered without FUSE_NOTIFY_INVAL_INODE first ({@link DirectWriteReplies}). Before {@link #run}.
+     */
+    public void directWriteInvalidation(boolean on) {
+        this.directWriteInvalidation = on;
+    }
+
     /** Interleaving points for race tests; production keeps {@link RacePoints#NONE}. Before {@link #run}. */
     public void racePoints(RacePoints points) {
         this.race = points;
@@ -130,7 +139,8 @@ public final class KernelSession {
         try {
             directWriteReplies = new DirectWriteReplies(channel);
             cacheFill = new KernelCacheFill(vfs, channel, registry, metrics, storeGate, race);
-            operations = new KernelOperations(vfs, metrics, directWriteReplies, cacheFill, keepCache);
+            operations = new KernelOperations(vfs, metrics, directWriteInvalidation ? directWriteReplies : null,
+                    cacheFill, race, keepCache);
             try {
                 mount.mount(channel);
             } catch (ErrnoException e) {
@@ -254,6 +264,11 @@ public final class KernelSession {
             case FuseAbi.INIT -> init(r, out);
             case FuseAbi.DESTROY -> {
                 LOG.info("FUSE_DESTROY: closing before the kernel lets umount return");
+                try {
+                    cacheFill.stop(); // its threads read the engine, which closes now
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
                 operations.releaseAll();
                 destroy();
                 out.ok();

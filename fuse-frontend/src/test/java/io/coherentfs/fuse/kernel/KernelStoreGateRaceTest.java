@@ -3,18 +3,9 @@ package io.coherentfs.fuse.kernel;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import io.coherentfs.blockdev.DirectDevice;
-import io.coherentfs.blockdev.ImageFiles;
 import io.coherentfs.blockdev.ffm.LinuxSyscalls;
-import io.coherentfs.core.CoherentFs;
 import io.coherentfs.core.sync.RacePoints;
-import io.coherentfs.core.vfs.Caller;
-import io.coherentfs.core.vfs.OpenFile;
-import io.coherentfs.core.vfs.Vfs;
-import io.coherentfs.fuse.Mounts;
-import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
@@ -22,12 +13,9 @@ import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandle;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.util.List;
-import java.util.UUID;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
@@ -48,7 +36,7 @@ import org.junit.jupiter.api.io.TempDir;
  * them though the engine holds the new ones. The negative runs assert exactly that stale read.
  */
 class KernelStoreGateRaceTest {
-    private static final int PAGE = 4096;
+    private static final int PAGE = InProcessMount.PAGE;
     private static final int FILE_BYTES = KernelCacheFill.CLUSTER;
     private static final long WRITTEN_AT = 16 * PAGE;
     private static final int POSIX_FADV_RANDOM = 1;
@@ -102,39 +90,15 @@ class KernelStoreGateRaceTest {
 
     /** Returns what a buffered read of the changed page sees after both the store and the change are done. */
     private byte[] raceAgainstStore(boolean gated, Change change) throws Throwable {
-        assumeTrue(Mounts.isRoot(), "mounting FUSE with mount(2) needs root");
-        assumeTrue(Files.isWritable(Path.of("/dev/fuse")), "no /dev/fuse");
-        Path image = dir.resolve("gate.img");
-        Path mnt = Files.createDirectory(dir.resolve("mnt"));
-        ImageFiles.createSparse(image, 64L << 20);
-        try (DirectDevice device = DirectDevice.open(image); RacePoints race = RacePoints.armable()) {
-            CoherentFs.mkfs(device, "gate", UUID.randomUUID(), Caller.ROOT);
-            CoherentFs fs = CoherentFs.open(device, CoherentFs.Options.DEFAULT);
+        try (RacePoints race = RacePoints.armable();
+                InProcessMount m = new InProcessMount(dir, Map.of("f", fill('A', FILE_BYTES)), session -> {
+                    session.storeGate(gated);
+                    session.racePoints(race);
+                })) {
             try {
-                writeThroughTheEngine(fs, "f", fill('A', FILE_BYTES)); // no writer is open once mounted
-                KernelSession session = new KernelSession(fs, new SimpleMeterRegistry(),
-                        KernelMount.of(image.toString(), mnt.toString(), "coherentfs-test", false, PAGE, List.of(),
-                                0, 0, 0),
-                        4, true, false);
-                session.storeGate(gated);
-                session.racePoints(race);
-                Thread server = Thread.ofPlatform().name("gate-test-session").start(() -> {
-                    try {
-                        session.run();
-                    } catch (Exception e) {
-                        session.mounted().completeExceptionally(e);
-                    }
-                });
-                session.mounted().get(60, TimeUnit.SECONDS);
-                try {
-                    return race(race, mnt.resolve("f"), gated, change);
-                } finally {
-                    race.close();
-                    Mounts.detach(mnt);
-                    server.join();
-                }
+                return race(race, m.file("f"), gated, change);
             } finally {
-                fs.close();
+                race.close(); // no store thread stays stopped when the mount goes
             }
         }
     }
@@ -173,20 +137,6 @@ class KernelStoreGateRaceTest {
         }
     }
 
-    private static void writeThroughTheEngine(CoherentFs fs, String name, byte[] data) throws Exception {
-        long ino = fs.mknod(Vfs.ROOT, name.getBytes(StandardCharsets.UTF_8), 0644, 0, Caller.ROOT).ino();
-        fs.forget(ino, 1);
-        OpenFile f = fs.open(ino, OpenFile.O_RDWR);
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment src = arena.allocate(data.length, PAGE);
-            MemorySegment.copy(MemorySegment.ofArray(data), 0, src, 0, data.length);
-            fs.write(f, 0, src);
-            fs.fsync(f, false);
-        } finally {
-            fs.release(f);
-        }
-    }
-
     private static void fadviseRandom(int fd) throws Throwable {
         Linker linker = Linker.nativeLinker();
         MethodHandle fadvise = linker.downcallHandle(linker.defaultLookup().find("posix_fadvise").orElseThrow(),
@@ -200,8 +150,6 @@ class KernelStoreGateRaceTest {
     }
 
     private static byte[] fill(char c, int bytes) {
-        byte[] b = new byte[bytes];
-        java.util.Arrays.fill(b, (byte) c);
-        return b;
+        return InProcessMount.fill(c, bytes);
     }
 }
