@@ -105,9 +105,10 @@ final class KernelCacheFill {
         void finish(Reply reply) throws IOException;
     }
 
-    private record Waiting(Op op, long ino, long unique, long started, Deferred task) {}
+    /** A deferred request; its worker already counted it in the request timer (up to the hand-over). */
+    private record Waiting(Op op, long ino, long unique, Deferred task) {}
 
-    private static final Waiting STOP_GATE = new Waiting(null, -1, 0, 0, null);
+    private static final Waiting STOP_GATE = new Waiting(null, -1, 0, null);
 
     private final Vfs vfs;
     private final FuseChannel channel;
@@ -239,7 +240,7 @@ final class KernelCacheFill {
         }
         out.none();
         race.hit(RACE_WRITER_WAITS);
-        waiting.add(new Waiting(op, ino, unique, metrics.start(), task));
+        waiting.add(new Waiting(op, ino, unique, task));
     }
 
     /** A writer or a size change makes the stored clusters of {@code ino} history. Holds the stripe's write lock. */
@@ -274,8 +275,6 @@ final class KernelCacheFill {
                         w.task().finish(reply);
                     } catch (IOException | RuntimeException | Error e) {
                         errno = metrics.failed(w.op(), e, LOG);
-                    } finally {
-                        metrics.done(w.op(), w.started());
                     }
                     if (errno != 0 && !reply.sent()) {
                         reply.error(errno);
