@@ -47,6 +47,9 @@ import java.util.logging.Logger;
  * A write-back of the kernel's cached pages of a direct handle (shared mmap with
  * DIRECT_IO_ALLOW_MMAP; FUSE_WRITE_CACHE, not sector-aligned at EOF) goes through a buffered
  * companion handle of the same inode.
+ * A small buffered READ is followed by a read-around store into the kernel's page cache
+ * ({@link KernelCacheFill}); opens with write access, creates for writing and size changes are
+ * answered through its store gate.
  *
  * <p>Thread-safe: called from every worker thread at once; the state is the Vfs (thread-safe)
  * and the concurrent open-file tables.

@@ -25,7 +25,10 @@ import java.util.logging.Logger;
  * {@code threads} platform threads (they block in read(2), so not virtual ones), each with its
  * own buffers, each reading a whole request, answering it and reading the next. Enough of them
  * that the kernel's parallel requests (ASYNC_DIO, readahead, PARALLEL_DIROPS) are served in
- * parallel; the engine does its own locking.
+ * parallel; the engine does its own locking. Beside them: one thread answers direct writes after
+ * their invalidation ({@link DirectWriteReplies}), four push read-around clusters into the
+ * kernel's page cache and one answers the requests their gate deferred ({@link KernelCacheFill}).
+ * None of those is ever waited for by a worker.
  *
  * <h2>Forgets take effect before the next request</h2>
  * The kernel queues FORGET inside unlink(2) (the last iput of an unlinked inode) and hands
