@@ -37,8 +37,8 @@ import java.util.logging.Logger;
  * an mmap store dirties a page we would overwrite. So a store happens only while no handle of
  * the inode is open for writing, and nothing else changes the data meanwhile:
  * <ul>
- *   <li>{@link #writerOpening} (OPEN or CREATE with write access) counts the writer first, so
- *       no later store begins, and the open is then answered through {@link #whenNoStore}: only
+ *   <li>{@link #writerOpens} (OPEN or CREATE with write access) counts the writer first, so
+ *       no later store begins, and then answers the open through {@link #whenNoStore}: only
  *       once no store of the stripe is in flight. Every buffered write, mmap store, direct
  *       write, fallocate and copy_file_range needs such a handle, so none can start while a
  *       store of its inode is in flight, and none that started is overtaken by one.</li>
@@ -200,17 +200,19 @@ final class KernelCacheFill {
     }
 
     /**
-     * Before a handle of {@code ino} with write access is opened: no store of the inode starts
-     * from now on. Answer the open through {@link #whenNoStore}, so that a store in flight ends
-     * first.
+     * Opens a handle of {@code ino} with write access: counts the writer, so that no store of the
+     * inode starts from now on, then runs {@code open} (which opens and answers) through
+     * {@link #whenNoStore}, so that a store in flight ends first. {@code open} must call
+     * {@link #writerClosed} if the open fails.
      */
-    void writerOpening(long ino) {
+    void writerOpens(Op op, long ino, long unique, Reply out, Deferred open) throws IOException {
         if (gated) {
             writers.merge(ino, 1, Integer::sum);
         }
+        whenNoStore(op, ino, unique, out, open);
     }
 
-    /** A handle counted by {@link #writerOpening} is released (or its open failed). */
+    /** A handle counted by {@link #writerOpens} is released (or its open failed). */
     void writerClosed(long ino) {
         if (gated) {
             writers.computeIfPresent(ino, (k, n) -> n == 1 ? null : n - 1);

@@ -365,8 +365,7 @@ final class KernelOperations {
             reply.send(FuseAbi.OPEN_OUT_BYTES);
         };
         if (writer(flags)) {
-            cacheFill.writerOpening(ino);
-            cacheFill.whenNoStore(Op.OPEN, ino, r.unique(), out, finish);
+            cacheFill.writerOpens(Op.OPEN, ino, r.unique(), out, finish);
         } else {
             finish.finish(out);
         }
@@ -377,7 +376,7 @@ final class KernelOperations {
     }
 
     /**
-     * Opens; a handle with write access was counted by {@link KernelCacheFill#writerOpening} (its
+     * Opens; a handle with write access was counted by {@link KernelCacheFill#writerOpens} (its
      * store gate), and is uncounted again if the open fails.
      */
     private OpenFile openCounted(long ino, int flags) throws IOException {
@@ -425,8 +424,7 @@ final class KernelOperations {
             reply.send(FuseAbi.ENTRY_OUT_BYTES + FuseAbi.OPEN_OUT_BYTES);
         };
         if (writer(flags)) {
-            cacheFill.writerOpening(entry.ino());
-            cacheFill.whenNoStore(Op.CREATE, entry.ino(), r.unique(), out, finish);
+            cacheFill.writerOpens(Op.CREATE, entry.ino(), r.unique(), out, finish);
         } else {
             finish.finish(out);
         }
