@@ -33,8 +33,6 @@ public final class AlignedBufferPool implements AutoCloseable {
     public static final long DEFAULT_SLAB_SIZE = 8L << 20;
 
     private final Arena arena = Arena.ofShared();
-    /** Guarded by this: every slab mapped, to unmap at close. */
-    private final java.util.List<MemorySegment> slabs = new java.util.ArrayList<>();
     private final long slabSize;
     private final int maxClass;
     private final ConcurrentLinkedDeque<MemorySegment>[] freeLists;
@@ -164,31 +162,29 @@ public final class AlignedBufferPool implements AutoCloseable {
         } catch (ErrnoException e) {
             throw new OutOfMemoryError("cannot map a " + slabSize + "-byte buffer slab: " + e.getMessage());
         }
-        slabs.add(mapping);
         try {
             LinuxSyscalls.madvise(mapping, LinuxSyscalls.MADV_HUGEPAGE);
         } catch (ErrnoException e) {
             // EINVAL without transparent huge pages: 4 KiB pages serve as well, a little slower
         }
-        return mapping.reinterpret(slabSize, arena, null);
+        long bytes = slabSize;
+        // Closing the arena unmaps the slab (after the arena has made its segments inaccessible).
+        return mapping.reinterpret(bytes, arena, s -> unmapQuietly(MemorySegment.ofAddress(s.address()).reinterpret(bytes)));
     }
 
-    /** Frees every slab. Buffers still out become unusable (access throws). */
+    private static void unmapQuietly(MemorySegment mapping) {
+        try {
+            LinuxSyscalls.munmap(mapping);
+        } catch (ErrnoException e) {
+            // our own mapping of exactly this size: EINVAL cannot happen; nothing to do at close anyway
+        }
+    }
+
+    /** Frees every slab (the arena's cleanup unmaps them). Buffers still out become unusable (access throws). */
     @Override
-    public void close() {
-        synchronized (this) {
-            if (!arena.scope().isAlive()) {
-                return;
-            }
+    public synchronized void close() {
+        if (arena.scope().isAlive()) {
             arena.close();
-            for (MemorySegment m : slabs) {
-                try {
-                    LinuxSyscalls.munmap(m);
-                } catch (ErrnoException e) {
-                    throw new IllegalStateException("cannot unmap a buffer slab: " + e.getMessage(), e);
-                }
-            }
-            slabs.clear();
         }
     }
 }

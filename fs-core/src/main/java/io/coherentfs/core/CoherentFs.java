@@ -1253,7 +1253,7 @@ public final class CoherentFs implements Vfs {
             throw err(Errno.EINVAL, "read", "negative offset");
         }
         if (isDirect(file)) {
-            return awaitResult(directRead(file, offset, dst, true));
+            return DirectIo.await(directRead(file, offset, dst, true));
         }
         LiveInode li = acquire(file.ino(), false);
         try {
@@ -1270,17 +1270,6 @@ public final class CoherentFs implements Vfs {
 
     private static boolean isDirect(OpenFile file) {
         return (file.flags() & OpenFile.O_DIRECT) != 0;
-    }
-
-    private static int awaitResult(CompletionStage<Integer> stage) throws IOException {
-        try {
-            return stage.toCompletableFuture().get();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new java.io.InterruptedIOException("interrupted waiting for IO");
-        } catch (java.util.concurrent.ExecutionException e) {
-            throw DirectIo.unwrap(e.getCause());
-        }
     }
 
     @Override
@@ -1414,7 +1403,7 @@ public final class CoherentFs implements Vfs {
 
     private int write(OpenFile file, long offset, BufferedIo.Source src) throws IOException {
         if (isDirect(file)) {
-            return awaitResult(directWrite(file, offset, src, false));
+            return DirectIo.await(directWrite(file, offset, src, false));
         }
         checkOpenFile(file, true, "write");
         if (offset < 0) {

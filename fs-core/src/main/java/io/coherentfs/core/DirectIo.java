@@ -183,12 +183,13 @@ final class DirectIo implements AutoCloseable {
     }
 
     /** Waits for a read's device IO on the calling thread. */
-    private static void awaitIo(CompletableFuture<Void> io) throws IOException {
+    /** Waits for {@code stage} on this thread; its failure is thrown as the IOException it carries. */
+    static <T> T await(java.util.concurrent.CompletionStage<T> stage) throws IOException {
         try {
-            io.get();
+            return stage.toCompletableFuture().get();
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            throw new java.io.InterruptedIOException("interrupted waiting for a direct read");
+            throw new java.io.InterruptedIOException("interrupted waiting for IO");
         } catch (ExecutionException e) {
             throw unwrap(e.getCause());
         }
@@ -250,7 +251,7 @@ final class DirectIo implements AutoCloseable {
             // dst is confined to this thread (an Arena.ofConfined segment), which the completion
             // thread may not copy into: this read completes here.
             try {
-                awaitIo(io);
+                await(io);
                 MemorySegment.copy(target, 0, dst, 0, length);
                 return CompletableFuture.completedFuture((int) length);
             } finally {

@@ -1,13 +1,10 @@
 package io.coherentfs.fuse.kernel;
 
-import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 import io.coherentfs.blockdev.error.Errno;
 import io.coherentfs.blockdev.error.ErrnoException;
-import io.coherentfs.blockdev.ffm.LinuxSyscalls;
 import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.logging.Level;
 import java.util.logging.Logger;
@@ -58,11 +55,7 @@ final class DirectWriteReplies {
 
     private void run() {
         try (Arena arena = Arena.ofConfined()) {
-            int size = FuseAbi.OUT_HEADER_BYTES + FuseAbi.WRITE_OUT_BYTES;
-            MemorySegment msg = arena.allocate(size, 8);
-            MemorySegment iov = arena.allocate(LinuxSyscalls.IOVEC_BYTES, 8);
-            iov.set(JAVA_LONG, 0, msg.address());
-            iov.set(JAVA_LONG, 8, size);
+            Reply reply = new Reply(channel, arena);
             while (true) {
                 Pending p;
                 try {
@@ -82,12 +75,10 @@ final class DirectWriteReplies {
                         LOG.log(Level.WARNING, "cache invalidation after a direct write failed: " + e.getMessage(), e);
                     }
                 }
-                msg.set(JAVA_INT, FuseAbi.OUT_LEN, size);
-                msg.set(JAVA_INT, FuseAbi.OUT_ERROR, 0);
-                msg.set(JAVA_LONG, FuseAbi.OUT_UNIQUE, p.unique());
-                msg.set(JAVA_LONG, FuseAbi.OUT_HEADER_BYTES, Integer.toUnsignedLong(p.written()));
+                reply.begin(p.unique());
+                reply.payload().set(JAVA_LONG, 0, Integer.toUnsignedLong(p.written()));
                 try {
-                    channel.write(iov, 1);
+                    reply.send(FuseAbi.WRITE_OUT_BYTES);
                 } catch (ErrnoException e) {
                     LOG.log(Level.WARNING, "reply to a direct write failed: " + e.getMessage(), e);
                 }
